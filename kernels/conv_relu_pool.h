@@ -1,0 +1,41 @@
+// Fused 3x3 convolution (stride 1) + bias + optional ReLU + optional 2x2 max pool (stride 2, floor).
+// Layout NCHW, weights [out_c][in_c][3][3]. The forward pass keeps the pre-pool activation `act`
+// (after ReLU): the backward pass routes the pooled gradient to the first maximum of each 2x2 window
+// and masks it by act > 0, so nothing else has to be stored.
+#pragma once
+#include <cstddef>
+
+namespace aware {
+
+struct ConvShape {
+  int batch = 0, in_c = 0, in_h = 0, in_w = 0, out_c = 0, pad = 0;
+  bool relu = true, pool = false;
+
+  int conv_h() const { return in_h + 2 * pad - 2; }
+  int conv_w() const { return in_w + 2 * pad - 2; }
+  int out_h() const { return pool ? conv_h() / 2 : conv_h(); }
+  int out_w() const { return pool ? conv_w() / 2 : conv_w(); }
+  int patch() const { return in_c * 9; }  // rows of the im2col matrix
+  size_t in_size() const { return size_t(in_c) * in_h * in_w; }    // per image
+  size_t act_size() const { return size_t(out_c) * conv_h() * conv_w(); }
+  size_t out_size() const { return size_t(out_c) * out_h() * out_w(); }
+  size_t weight_size() const { return size_t(out_c) * patch(); }
+  double forward_flops() const { return 2.0 * batch * out_c * patch() * conv_h() * conv_w(); }
+};
+
+namespace cpu {
+
+// Floats of scratch memory the CPU kernels need for this shape (im2col buffers and partial sums).
+size_t conv_relu_pool_workspace(const ConvShape& s);
+
+// act: [batch][out_c][conv_h][conv_w]; y: [batch][out_c][out_h][out_w] (y may equal act without pool).
+void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, const float* b,
+                            float* act, float* y, float* workspace);
+
+// dy is the gradient of y. dx may be null (the first layer needs no input gradient).
+// dw and db are overwritten, not accumulated. The result does not depend on the thread count.
+void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w, const float* act,
+                             const float* dy, float* dx, float* dw, float* db, float* workspace);
+
+}  // namespace cpu
+}  // namespace aware

@@ -1,0 +1,22 @@
+// Fused softmax + cross-entropy over rows of logits [batch][classes], in one pass per row.
+// Row n has a hard label label[n] in [0, classes), or label[n] = kUniformTarget for the uniform
+// target 1/classes (the Anomaly Awareness term: loss = logsumexp(z) - mean(z)). Each row's loss is
+// multiplied by weight[n]; the kernel returns sum_n weight[n] * loss_n and writes
+// dlogits[n] = weight[n] * (softmax(z_n) - target_n), and, when probs is not null, softmax(z_n).
+#pragma once
+#include <cstdint>
+
+namespace aware {
+
+constexpr int32_t kUniformTarget = -1;
+
+namespace cpu {
+
+double softmax_xent(int batch, int classes, const float* logits, const int32_t* label,
+                    const float* weight, float* dlogits, float* probs);
+
+// Softmax only (scoring).
+void softmax(int batch, int classes, const float* logits, float* probs);
+
+}  // namespace cpu
+}  // namespace aware

@@ -1,0 +1,168 @@
+#include "model/config.h"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "runtime/error.h"
+
+namespace aware {
+namespace {
+
+// Reads the keys of one table, remembering which were read so that the rest can be reported.
+class Section {
+ public:
+  Section(const toml::table* table, std::string name, std::string file)
+      : table_(table), name_(std::move(name)), file_(std::move(file)) {}
+
+  template <class T>
+  void get(const char* key, T& out) {
+    seen_.push_back(key);
+    if (!table_) return;
+    const toml::node* node = table_->get(key);
+    if (!node) return;
+    if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+      const toml::array* a = node->as_array();
+      check(a != nullptr, where(key) + " must be an array of strings");
+      out.clear();
+      for (auto&& v : *a) {
+        check(v.is_string(), where(key) + " must be an array of strings");
+        out.push_back(v.as_string()->get());
+      }
+    } else if constexpr (std::is_same_v<T, std::vector<double>>) {
+      const toml::array* a = node->as_array();
+      check(a != nullptr, where(key) + " must be an array of numbers");
+      out.clear();
+      for (auto&& v : *a) {
+        check(v.is_number(), where(key) + " must be an array of numbers");
+        out.push_back(v.value_or(0.0));
+      }
+    } else if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, std::filesystem::path>) {
+      check(node->is_string(), where(key) + " must be a string");
+      out = node->as_string()->get();
+    } else if constexpr (std::is_floating_point_v<T>) {
+      check(node->is_number(), where(key) + " must be a number");
+      out = T(node->value_or(0.0));
+    } else {
+      check(node->is_integer(), where(key) + " must be an integer");
+      out = T(node->as_integer()->get());
+    }
+  }
+
+  void finish() const {
+    if (!table_) return;
+    for (auto&& [key, value] : *table_)
+      check(std::find(seen_.begin(), seen_.end(), key.str()) != seen_.end(),
+            file_ + ": unknown key '" + std::string(key.str()) + "' in [" + name_ + "]");
+  }
+  std::string where(const char* key) const { return file_ + ": " + name_ + "." + key; }
+
+ private:
+  const toml::table* table_;
+  std::string name_, file_;
+  std::vector<std::string> seen_;
+};
+
+}  // namespace
+
+RunConfig parse_config(const std::string& text, const std::string& name,
+                       const std::filesystem::path& base) {
+  toml::table root;
+  try {
+    root = toml::parse(text, name);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream msg;
+    msg << name << ":" << e.source().begin.line << ":" << e.source().begin.column << ": "
+        << e.description();
+    throw Error(msg.str());
+  }
+  RunConfig cfg;
+  cfg.text = text;
+  for (auto&& [key, value] : root) {
+    const std::string k(key.str());
+    check(k == "run" || k == "data" || k == "network" || k == "train" || k == "scan",
+          name + ": unknown section [" + k + "] (run, data, network, train, scan)");
+    check(value.is_table(), name + ": [" + k + "] must be a table");
+  }
+  Section run(root["run"].as_table(), "run", name);
+  run.get("seed", cfg.seed);
+  run.get("device", cfg.device);
+  run.get("threads", cfg.threads);
+  run.finish();
+
+  Section data(root["data"].as_table(), "data", name);
+  DataConfig& d = cfg.data;
+  data.get("dir", d.dir);
+  data.get("normal", d.normal);
+  data.get("aware", d.aware);
+  data.get("unseen", d.unseen);
+  data.get("n_test", d.n_test);
+  data.get("n_train", d.n_train);
+  data.get("n_aware", d.n_aware);
+  data.get("normalisation", d.normalisation);
+  data.get("scale", d.scale);
+  data.finish();
+  if (d.dir.is_relative()) d.dir = base / d.dir;
+  check(d.normal.size() >= 2, data.where("normal") + " needs at least two classes");
+  check(d.n_test >= 0 && d.n_train > 0 && d.n_aware >= 0, name + ": [data] sizes must be positive");
+  const std::vector<std::string> norms{"sum-std", "sum", "none", "scale", "standardise"};
+  check(std::find(norms.begin(), norms.end(), d.normalisation) != norms.end(),
+        data.where("normalisation") + ": '" + d.normalisation +
+            "' is not one of sum-std, sum, none, scale, standardise");
+
+  if (const toml::table* net = root["network"].as_table()) {
+    for (auto&& [key, value] : *net) {
+      const std::string k(key.str());
+      check(k == "layers" || k == "preset", name + ": unknown key '" + k + "' in [network]");
+    }
+    if (auto preset = (*net)["preset"].value<std::string>()) {
+      check(*preset == "paper-cnn" || *preset == "paper-mlp",
+            name + ": network.preset must be paper-cnn or paper-mlp");
+      cfg.network = *preset == "paper-cnn" ? paper_cnn() : paper_mlp();
+    }
+    if (const toml::array* layers = (*net)["layers"].as_array())
+      cfg.network = parse_network(*layers, name);
+  }
+
+  Section train(root["train"].as_table(), "train", name);
+  TrainConfig& t = cfg.train;
+  train.get("epochs", t.epochs);
+  train.get("aa_epochs", t.aa_epochs);
+  train.get("batch", t.batch);
+  train.get("lr", t.lr);
+  train.get("momentum", t.momentum);
+  train.get("weight_decay", t.weight_decay);
+  train.get("lambda", t.lambda);
+  train.get("ratio", t.ratio);
+  train.finish();
+  check(t.epochs >= 0 && t.aa_epochs >= 0, name + ": [train] epochs must be >= 0");
+  check(t.batch > 0, train.where("batch") + " must be positive");
+  check(t.lr > 0, train.where("lr") + " must be positive");
+  check(t.ratio > 0 && t.lambda >= 0, name + ": [train] ratio must be > 0 and lambda >= 0");
+
+  Section scan(root["scan"].as_table(), "scan", name);
+  ScanConfig& s = cfg.scan;
+  scan.get("bins", s.bins);
+  scan.get("min_background_events", s.min_background_events);
+  scan.get("min_width", s.min_width);
+  scan.get("sigma_qcd", s.sigma_qcd);
+  scan.get("sigma_tt", s.sigma_tt);
+  scan.get("widths", s.widths);
+  scan.get("luminosities", s.luminosities);
+  scan.get("signal_sigma", s.signal_sigma);
+  scan.finish();
+  check(s.bins >= 2, scan.where("bins") + " must be at least 2");
+  return cfg;
+}
+
+RunConfig load_config(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  check(bool(in), path.string() + ": cannot open the config file");
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_config(text.str(), path.string(), path.parent_path());
+}
+
+}  // namespace aware

@@ -1,0 +1,60 @@
+// The run config: one TOML file (docs/config.md is the reference), parsed by toml++.
+// Every key is optional and has the default of method.md; an unknown key is an error.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "model/network.h"
+
+namespace aware {
+
+struct DataConfig {
+  std::filesystem::path dir = "data/jets";  // CLASS.npy or CLASS.npy.gz per class
+  std::vector<std::string> normal{"top", "qcd"};
+  std::vector<std::string> aware{"w", "r2", "r3", "r4"};
+  std::vector<std::string> unseen{"eft"};
+  int64_t n_test = 5000;    // per class
+  int64_t n_train = 15000;  // per normal class
+  int64_t n_aware = 0;      // per aware class; 0: n_train * normal / aware (balanced)
+  std::string normalisation = "sum-std";  // sum-std | sum | none | scale | standardise
+  double scale = 1.0;                     // the fixed scale of "scale"
+};
+
+struct TrainConfig {
+  int epochs = 10;      // prior run
+  int aa_epochs = 10;   // Anomaly Awareness run
+  int batch = 100;      // normal events per step
+  double lr = 0.01, momentum = 0.9, weight_decay = 0.0;
+  double lambda = 0.5;  // weight of the uniform-target loss
+  double ratio = 1.0;   // anomalies per normal event in a step
+};
+
+struct ScanConfig {
+  int bins = 1000;
+  int64_t min_background_events = 100;
+  double min_width = 0.02;
+  double sigma_qcd = 67600.0, sigma_tt = 73.4;  // fb, after the selection (data/jets/README.md)
+  std::vector<double> widths{0.08, 0.10, 0.12};
+  std::vector<double> luminosities{100, 300, 1000, 3000};  // fb^-1
+  double signal_sigma = 0.0144;  // fb: eft's cross-section, for the Asimov reach
+};
+
+struct RunConfig {
+  DataConfig data;
+  NetworkSpec network = paper_cnn();
+  TrainConfig train;
+  ScanConfig scan;
+  uint64_t seed = 1;
+  std::string device = "cpu";
+  int threads = 0;          // 0: OpenMP's default
+  std::string text;         // the config as written (stored in checkpoints)
+};
+
+// `base` resolves relative data paths (the config file's directory).
+RunConfig parse_config(const std::string& text, const std::string& name,
+                       const std::filesystem::path& base = ".");
+RunConfig load_config(const std::filesystem::path& path);
+
+}  // namespace aware

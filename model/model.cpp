@@ -1,0 +1,122 @@
+#include "model/model.h"
+
+#include <numeric>
+
+#include "runtime/error.h"
+
+namespace aware {
+
+Model::Model(Backend& backend, const NetworkSpec& network, const std::vector<int64_t>& event_shape,
+             int classes, int max_batch, const Normaliser& normaliser)
+    : backend_(backend),
+      graph_(build_graph(backend, network, event_shape, classes, max_batch)),
+      classes_(classes),
+      normaliser_(normaliser) {
+  Graph& g = *graph_;
+  const size_t rows = size_t(max_batch), row = g.input_size();
+  check(normaliser.col_scale.size() == row && normaliser.col_shift.size() == row,
+        "model: the normalisation does not match the event size");
+  index_ = g.request(rows * sizeof(int64_t));
+  iota_ = g.request(rows * sizeof(int64_t));
+  label_ = g.request(rows * sizeof(int32_t));
+  weight_ = g.request(rows * sizeof(float));
+  probs_ = g.request(rows * classes * sizeof(float));
+  momentum_ = g.request(g.param_count() * sizeof(float));
+  staging_ = g.request(rows * row * sizeof(float));
+  staging_scale_ = g.request(rows * sizeof(float));
+  col_shift_ = g.request(row * sizeof(float));
+  col_scale_ = g.request(row * sizeof(float));
+  g.plan();
+  std::vector<int64_t> iota(rows);
+  std::iota(iota.begin(), iota.end(), int64_t(0));
+  backend.to_device(g.ptr<int64_t>(iota_), iota.data(), rows * sizeof(int64_t));
+  backend.to_device(buffer(col_shift_), normaliser.col_shift.data(), row * sizeof(float));
+  backend.to_device(buffer(col_scale_), normaliser.col_scale.data(), row * sizeof(float));
+}
+
+Model::~Model() {
+  for (void* p : uploads_) backend_.release(p);
+}
+
+void Model::set_params(const std::vector<float>& params) {
+  check(params.size() == graph_->param_count(),
+        "model: " + std::to_string(params.size()) + " parameters given, the network has " +
+            std::to_string(graph_->param_count()));
+  backend_.to_device(graph_->params(), params.data(), params.size() * sizeof(float));
+}
+
+std::vector<float> Model::params() const {
+  std::vector<float> p(graph_->param_count());
+  backend_.to_host(p.data(), graph_->params(), p.size() * sizeof(float));
+  return p;
+}
+
+void Model::set_momentum(const std::vector<float>& momentum) {
+  check(momentum.size() == graph_->param_count(), "model: momentum size does not match the network");
+  backend_.to_device(buffer(momentum_), momentum.data(), momentum.size() * sizeof(float));
+}
+
+std::vector<float> Model::momentum() const {
+  std::vector<float> m(graph_->param_count());
+  backend_.to_host(m.data(), buffer(momentum_), m.size() * sizeof(float));
+  return m;
+}
+
+DeviceEvents Model::upload(const EventSet& set) {
+  const std::vector<float> scales = normaliser_.row_scales(set.x.data(), set.rows(), set.row_size);
+  float* x = static_cast<float*>(backend_.allocate(set.x.size() * sizeof(float)));
+  float* s = static_cast<float*>(backend_.allocate(scales.size() * sizeof(float)));
+  uploads_.push_back(x);
+  uploads_.push_back(s);
+  backend_.to_device(x, set.x.data(), set.x.size() * sizeof(float));
+  backend_.to_device(s, scales.data(), scales.size() * sizeof(float));
+  return {x, s, set.rows()};
+}
+
+void Model::gather(const DeviceEvents& events, const int64_t* host_index, int n, int at) {
+  int64_t* index = graph_->ptr<int64_t>(index_) + at;
+  backend_.to_device(index, host_index, size_t(n) * sizeof(int64_t));
+  backend_.gather_normalise(n, int(row_size()), events.x, index, events.row_scale,
+                            buffer(col_shift_), buffer(col_scale_),
+                            graph_->input() + size_t(at) * row_size());
+}
+
+double Model::train_step(int rows, const int32_t* host_label, const float* host_weight,
+                         uint64_t seed, uint64_t step, float lr, float momentum,
+                         float weight_decay, float* probs, int n_probs) {
+  Graph& g = *graph_;
+  backend_.to_device(g.ptr<int32_t>(label_), host_label, size_t(rows) * sizeof(int32_t));
+  backend_.to_device(buffer(weight_), host_weight, size_t(rows) * sizeof(float));
+  const Pass pass{rows, true, seed, step};
+  g.forward(pass);
+  const double loss = backend_.softmax_xent(rows, classes_, g.output(), g.ptr<int32_t>(label_),
+                                            buffer(weight_), g.output_grad(), buffer(probs_));
+  g.backward(pass);
+  backend_.sgd_update(g.param_count(), lr, momentum, weight_decay, g.params(), g.grads(),
+                      buffer(momentum_));
+  if (probs) backend_.to_host(probs, buffer(probs_), size_t(n_probs) * classes_ * sizeof(float));
+  return loss;
+}
+
+std::vector<float> Model::predict(const float* raw, int64_t rows) {
+  Graph& g = *graph_;
+  std::vector<float> out(size_t(rows) * classes_);
+  const size_t row = row_size();
+  for (int64_t begin = 0; begin < rows; begin += max_batch()) {
+    const int n = int(std::min<int64_t>(max_batch(), rows - begin));
+    const float* chunk = raw + size_t(begin) * row;
+    const std::vector<float> scales = normaliser_.row_scales(chunk, n, int64_t(row));
+    backend_.to_device(buffer(staging_), chunk, size_t(n) * row * sizeof(float));
+    backend_.to_device(buffer(staging_scale_), scales.data(), size_t(n) * sizeof(float));
+    backend_.gather_normalise(n, int(row), buffer(staging_), g.ptr<int64_t>(iota_),
+                              buffer(staging_scale_), buffer(col_shift_), buffer(col_scale_),
+                              g.input());
+    g.forward(Pass{n, false, 0, 0});
+    backend_.softmax(n, classes_, g.output(), buffer(probs_));
+    backend_.to_host(out.data() + size_t(begin) * classes_, buffer(probs_),
+                     size_t(n) * classes_ * sizeof(float));
+  }
+  return out;
+}
+
+}  // namespace aware

@@ -1,0 +1,69 @@
+// A network planned on a backend, with the buffers of a training step and of scoring:
+// the thing that trains (model/train.h) and scores (predict).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/data.h"
+#include "model/network.h"
+#include "runtime/backend.h"
+#include "runtime/graph.h"
+
+namespace aware {
+
+// Events resident on the backend: raw values and their per-event normalisation factors.
+struct DeviceEvents {
+  const float* x = nullptr;
+  const float* row_scale = nullptr;
+  int64_t rows = 0;
+};
+
+class Model {
+ public:
+  Model(Backend& backend, const NetworkSpec& network, const std::vector<int64_t>& event_shape,
+        int classes, int max_batch, const Normaliser& normaliser);
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  Graph& graph() { return *graph_; }
+  Backend& backend() { return backend_; }
+  int classes() const { return classes_; }
+  int max_batch() const { return graph_->max_batch(); }
+  size_t row_size() const { return graph_->input_size(); }
+  const Normaliser& normaliser() const { return normaliser_; }
+
+  void set_params(const std::vector<float>& params);
+  std::vector<float> params() const;
+  void set_momentum(const std::vector<float>& momentum);
+  std::vector<float> momentum() const;
+
+  // Copies events to the backend (once per set; the model keeps them until it is destroyed).
+  DeviceEvents upload(const EventSet& set);
+
+  // Gathers rows index[0, n) of `events` into graph input rows [at, at + n), normalised.
+  void gather(const DeviceEvents& events, const int64_t* host_index, int n, int at);
+
+  // One training step over the rows already gathered: forward, the fused loss with per-row labels
+  // (kUniformTarget for anomalies) and weights, backward, SGD. Returns the weighted loss; writes the
+  // softmax of the first `n_probs` rows to host `probs` when not null.
+  double train_step(int rows, const int32_t* host_label, const float* host_weight, uint64_t seed,
+                    uint64_t step, float lr, float momentum, float weight_decay, float* probs,
+                    int n_probs);
+
+  // Softmax probabilities [rows][classes] of raw host events (normalised here), in chunks.
+  std::vector<float> predict(const float* raw, int64_t rows);
+
+ private:
+  float* buffer(Buffer b) const { return graph_->ptr(b); }
+  Backend& backend_;
+  std::unique_ptr<Graph> graph_;
+  int classes_;
+  Normaliser normaliser_;
+  Buffer index_, label_, weight_, probs_, momentum_, staging_, staging_scale_, iota_, col_shift_, col_scale_;
+  std::vector<void*> uploads_;
+};
+
+}  // namespace aware

@@ -1,0 +1,151 @@
+#include "model/train.h"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+
+#include "kernels/softmax_xent.h"
+#include "runtime/error.h"
+#include "runtime/progress.h"
+#include "runtime/rng.h"
+
+namespace aware {
+namespace {
+
+int argmax(const float* p, int n) { return int(std::max_element(p, p + n) - p); }
+
+void append_log(const std::filesystem::path& path, const EpochLog& e) {
+  if (path.empty()) return;
+  const nlohmann::json line = {{"stage", e.stage},           {"epoch", e.epoch},
+                               {"train_loss", e.train_loss}, {"train_accuracy", e.train_accuracy},
+                               {"test_loss", e.test_loss},   {"test_accuracy", e.test_accuracy},
+                               {"seconds", e.seconds},       {"images_per_s", e.images_per_s}};
+  std::ofstream out(path, std::ios::app);
+  check(bool(out), path.string() + ": cannot append to the log");
+  out << line.dump() << "\n";
+}
+
+}  // namespace
+
+Evaluation evaluate(Model& model, const EventSet& events) {
+  const std::vector<float> p = model.predict(events.x.data(), events.rows());
+  const int c = model.classes();
+  double loss = 0.0;
+  int64_t correct = 0;
+  for (int64_t i = 0; i < events.rows(); ++i) {
+    const float* row = p.data() + i * c;
+    const int32_t y = events.label[size_t(i)];
+    loss -= std::log(std::max(double(row[y]), 1e-30));
+    correct += argmax(row, c) == y;
+  }
+  const double n = double(std::max<int64_t>(events.rows(), 1));
+  return {loss / n, double(correct) / n};
+}
+
+std::vector<EpochLog> train_stage(Model& model, const RunConfig& cfg, const EventSet& normal,
+                                  const EventSet* anomalies, const EventSet& test,
+                                  const StageOptions& options, const Checkpoint& base) {
+  const bool aa = options.stage == "aa";
+  check(options.stage == "prior" || options.stage == "aa", "train: stage must be prior or aa");
+  check(!aa || (anomalies && anomalies->rows() > 0), "train: the AA stage needs aware classes");
+  const TrainConfig& t = cfg.train;
+  const int B = t.batch;
+  const int A = aa ? int(std::lround(t.ratio * B)) : 0;
+  check(B + A <= model.max_batch(), "train: the model was planned for a smaller batch");
+  const int64_t steps = normal.rows() / B;  // the last partial batch is dropped, as the anchor does
+  check(steps > 0, "train: fewer normal training events than one batch");
+  const uint64_t stage_id = aa ? 1 : 0;
+
+  int first_epoch = 0;
+  std::vector<float> zeros(model.graph().param_count(), 0.0f);
+  model.set_momentum(zeros);  // a fresh optimiser per stage, as in the anchor
+  if (options.resume && std::filesystem::exists(options.checkpoint)) {
+    const Checkpoint c = load_checkpoint(options.checkpoint);
+    check(c.stage == options.stage, options.checkpoint.string() + ": holds stage '" + c.stage +
+                                        "', cannot resume stage '" + options.stage + "'");
+    model.set_params(c.params);
+    model.set_momentum(c.momentum);
+    first_epoch = int(c.epochs_done);
+  }
+
+  const DeviceEvents normal_dev = model.upload(normal);
+  const DeviceEvents anomaly_dev = aa ? model.upload(*anomalies) : DeviceEvents{};
+  // Loss weights: the means of method.md as weighted sums, lambda folded into the anomaly rows.
+  std::vector<int32_t> label(size_t(B + A), kUniformTarget);
+  std::vector<float> weight(size_t(B + A), 1.0f / float(B));
+  for (int j = 0; j < A; ++j) weight[size_t(B + j)] = float(t.lambda / A);
+  std::vector<int64_t> index(size_t(B + A));
+  std::vector<float> probs(size_t(B) * model.classes());
+  const int n_aware = aa ? int(anomalies->class_begin.size()) : 0;
+
+  std::vector<EpochLog> logs;
+  for (int epoch = first_epoch; epoch < options.epochs; ++epoch) {
+    if (options.stop_after >= 0 && int(logs.size()) >= options.stop_after) break;
+    const std::vector<int64_t> order =
+        philox_permutation(normal.rows(), cfg.seed, kStreamShuffle + (stage_id << 32) + uint64_t(epoch));
+    ProgressBar bar(options.stage + " epoch " + std::to_string(epoch + 1) + "/" +
+                        std::to_string(options.epochs), steps * (B + A), "img", options.progress);
+    double loss_sum = 0.0;
+    int64_t correct = 0;
+    for (int64_t s = 0; s < steps; ++s) {
+      const uint64_t step = (stage_id << 40) + uint64_t(epoch) * uint64_t(steps) + uint64_t(s);
+      for (int i = 0; i < B; ++i) {
+        index[size_t(i)] = order[size_t(s * B + i)];
+        label[size_t(i)] = normal.label[size_t(index[size_t(i)])];
+      }
+      model.gather(normal_dev, index.data(), B, 0);
+      if (A > 0) {
+        // Evenly over the aware classes; the class that gets the remainder rotates with the step.
+        for (int j = 0; j < A; ++j) {
+          const int k = int((uint64_t(j) + step) % uint64_t(n_aware));
+          const int64_t begin = anomalies->class_begin[size_t(k)];
+          const int64_t end = k + 1 < n_aware ? anomalies->class_begin[size_t(k + 1)] : anomalies->rows();
+          index[size_t(B + j)] = begin + int64_t(philox_below(cfg.seed, kStreamAnomaly + step, uint64_t(j),
+                                                              uint64_t(end - begin)));
+        }
+        model.gather(anomaly_dev, index.data() + B, A, B);
+      }
+      loss_sum += model.train_step(B + A, label.data(), weight.data(), cfg.seed, step, float(t.lr),
+                                   float(t.momentum), float(t.weight_decay), probs.data(), B);
+      for (int i = 0; i < B; ++i)
+        correct += argmax(probs.data() + size_t(i) * model.classes(), model.classes()) == label[size_t(i)];
+      char extra[64];
+      std::snprintf(extra, sizeof extra, "loss %.4f", loss_sum / double(s + 1));
+      bar.update((s + 1) * (B + A), extra);
+    }
+    EpochLog e;
+    e.stage = options.stage;
+    e.epoch = epoch;
+    e.seconds = bar.seconds();
+    e.images_per_s = double(steps * (B + A)) / std::max(e.seconds, 1e-9);
+    e.train_loss = loss_sum / double(steps);
+    e.train_accuracy = double(correct) / double(steps * B);
+    const Evaluation ev = evaluate(model, test);
+    e.test_loss = ev.loss;
+    e.test_accuracy = ev.accuracy;
+    char extra[96];
+    std::snprintf(extra, sizeof extra, "loss %.4f acc %.3f | test loss %.4f acc %.3f", e.train_loss,
+                  e.train_accuracy, e.test_loss, e.test_accuracy);
+    bar.finish(extra);
+    if (!stderr_is_terminal() && options.progress)
+      std::fprintf(stderr, "%s epoch %d/%d: %s, %.0f img/s\n", e.stage.c_str(), epoch + 1,
+                   options.epochs, extra, e.images_per_s);
+
+    Checkpoint c = base;
+    c.stage = options.stage;
+    c.epochs_done = epoch + 1;
+    c.epochs_total = options.epochs;
+    c.seed = cfg.seed;
+    c.params = model.params();
+    c.momentum = model.momentum();
+    save_checkpoint(options.checkpoint, c);
+    append_log(options.log, e);
+    logs.push_back(e);
+  }
+  return logs;
+}
+
+}  // namespace aware

@@ -1,0 +1,59 @@
+// The compute backend: where buffers live and which twin of each kernel runs. The CPU backend is
+// the reference; a CUDA backend implements the same calls with the same semantics.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "kernels/conv_relu_pool.h"
+
+namespace aware {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // Memory: one zeroed block per call; the graph asks once for its whole arena.
+  virtual void* allocate(size_t bytes) = 0;
+  virtual void release(void* p) = 0;
+  virtual void to_device(void* dst, const void* src, size_t bytes) = 0;
+  virtual void to_host(void* dst, const void* src, size_t bytes) = 0;
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;  // device to device
+  virtual void synchronize() {}
+
+  // Kernels (see kernels/*.h for their exact semantics).
+  virtual size_t conv_workspace_bytes(const ConvShape& s) = 0;
+  virtual void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w,
+                                      const float* b, float* act, float* y, void* workspace) = 0;
+  virtual void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
+                                       const float* act, const float* dy, float* dx, float* dw,
+                                       float* db, void* workspace) = 0;
+  virtual void linear_forward(int batch, int in, int out, bool relu, const float* x, const float* w,
+                              const float* b, float* y) = 0;
+  virtual void linear_backward(int batch, int in, int out, bool relu, const float* x,
+                               const float* w, const float* y, float* dy, float* dx, float* dw,
+                               float* db) = 0;
+  virtual void dropout_forward(size_t n, float rate, uint64_t seed, uint64_t stream, const float* x,
+                               float* y) = 0;
+  virtual void dropout_backward(size_t n, float rate, uint64_t seed, uint64_t stream,
+                                const float* dy, float* dx) = 0;
+  // Returns the weighted loss sum (see kernels/softmax_xent.h).
+  virtual double softmax_xent(int batch, int classes, const float* logits, const int32_t* label,
+                              const float* weight, float* dlogits, float* probs) = 0;
+  virtual void softmax(int batch, int classes, const float* logits, float* probs) = 0;
+  virtual void sgd_update(size_t n, float lr, float momentum, float weight_decay, float* w,
+                          const float* g, float* v) = 0;
+  virtual void gather_normalise(int rows, int row_size, const float* in, const int64_t* index,
+                                const float* row_scale, const float* col_shift,
+                                const float* col_scale, float* out) = 0;
+};
+
+// "cpu", "cuda" or "auto" (CUDA when this build has it and a device is present).
+std::unique_ptr<Backend> make_backend(const std::string& device);
+
+// Sets the OpenMP thread count of the CPU backend (0: leave OpenMP's default).
+void set_cpu_threads(int threads);
+
+}  // namespace aware

@@ -1,0 +1,103 @@
+// The CPU backend: host memory and the kernels of kernels/cpu/.
+#include <omp.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/dropout.h"
+#include "kernels/gather.h"
+#include "kernels/linear.h"
+#include "kernels/sgd.h"
+#include "kernels/softmax_xent.h"
+#include "runtime/backend.h"
+#include "runtime/error.h"
+
+namespace aware {
+namespace {
+
+class CpuBackend final : public Backend {
+ public:
+  std::string name() const override { return "cpu"; }
+
+  void* allocate(size_t bytes) override {
+    const size_t rounded = (bytes + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+    check(p != nullptr, "out of host memory allocating " + std::to_string(bytes) + " bytes");
+    std::memset(p, 0, rounded);
+    return p;
+  }
+  void release(void* p) override { std::free(p); }
+  void to_device(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void to_host(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void copy(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+
+  size_t conv_workspace_bytes(const ConvShape& s) override {
+    return cpu::conv_relu_pool_workspace(s) * sizeof(float);
+  }
+  void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, const float* b,
+                              float* act, float* y, void* ws) override {
+    cpu::conv_relu_pool_forward(s, x, w, b, act, y, static_cast<float*>(ws));
+  }
+  void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w, const float* act,
+                               const float* dy, float* dx, float* dw, float* db, void* ws) override {
+    cpu::conv_relu_pool_backward(s, x, w, act, dy, dx, dw, db, static_cast<float*>(ws));
+  }
+  void linear_forward(int batch, int in, int out, bool relu, const float* x, const float* w,
+                      const float* b, float* y) override {
+    cpu::linear_forward(batch, in, out, relu, x, w, b, y);
+  }
+  void linear_backward(int batch, int in, int out, bool relu, const float* x, const float* w,
+                       const float* y, float* dy, float* dx, float* dw, float* db) override {
+    cpu::linear_backward(batch, in, out, relu, x, w, y, dy, dx, dw, db);
+  }
+  void dropout_forward(size_t n, float rate, uint64_t seed, uint64_t stream, const float* x,
+                       float* y) override {
+    cpu::dropout_forward(n, rate, seed, stream, x, y);
+  }
+  void dropout_backward(size_t n, float rate, uint64_t seed, uint64_t stream, const float* dy,
+                        float* dx) override {
+    cpu::dropout_backward(n, rate, seed, stream, dy, dx);
+  }
+  double softmax_xent(int batch, int classes, const float* logits, const int32_t* label,
+                      const float* weight, float* dlogits, float* probs) override {
+    return cpu::softmax_xent(batch, classes, logits, label, weight, dlogits, probs);
+  }
+  void softmax(int batch, int classes, const float* logits, float* probs) override {
+    cpu::softmax(batch, classes, logits, probs);
+  }
+  void sgd_update(size_t n, float lr, float momentum, float weight_decay, float* w, const float* g,
+                  float* v) override {
+    cpu::sgd_update(n, lr, momentum, weight_decay, w, g, v);
+  }
+  void gather_normalise(int rows, int row_size, const float* in, const int64_t* index,
+                        const float* row_scale, const float* col_shift, const float* col_scale,
+                        float* out) override {
+    cpu::gather_normalise(rows, row_size, in, index, row_scale, col_shift, col_scale, out);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+
+#if defined(AWARE_CUDA)
+std::unique_ptr<Backend> make_cuda_backend();  // runtime/cuda/, when built with CUDA
+bool cuda_device_present();
+#endif
+
+std::unique_ptr<Backend> make_backend(const std::string& device) {
+  if (device == "cpu") return make_cpu_backend();
+#if defined(AWARE_CUDA)
+  if (device == "cuda" || (device == "auto" && cuda_device_present())) return make_cuda_backend();
+#else
+  check(device != "cuda", "--device cuda: this build of aware has no CUDA backend yet (use cpu)");
+#endif
+  check(device == "auto" || device == "cuda", "--device: unknown device '" + device + "' (cpu|cuda|auto)");
+  return make_cpu_backend();
+}
+
+void set_cpu_threads(int threads) {
+  if (threads > 0) omp_set_num_threads(threads);
+}
+
+}  // namespace aware

@@ -1,0 +1,56 @@
+// Reading and writing float32 arrays in numpy's .npy format (and reading .npy.gz).
+//
+// Only little-endian float32 in C order is accepted: that is what the training scripts write, and
+// rejecting everything else up front is cheaper than discovering a silently reinterpreted array later.
+// Every error is an aware::Error whose message starts with the file's path.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <vector>
+
+namespace aware {
+
+// A float32, C-order array read from a .npy file. Plain .npy files are memory-mapped (read-only, no copy);
+// `.npy.gz` files are decompressed with zlib into memory. Values are checked to be finite.
+class NpyArray {
+ public:
+  static NpyArray load(const std::filesystem::path& path);  // throws aware::Error naming the file
+
+  const std::vector<int64_t>& shape() const { return shape_; }
+  int64_t rows() const { return shape_.empty() ? 0 : shape_[0]; }
+  int64_t row_size() const;  // product of shape[1:] (1 for 1-D)
+  const float* data() const { return data_; }
+  int64_t size() const { return size_; }  // number of floats
+  const std::filesystem::path& path() const { return path_; }
+
+  NpyArray(NpyArray&& other) noexcept;
+  NpyArray& operator=(NpyArray&& other) noexcept;
+  NpyArray(const NpyArray&) = delete;
+  NpyArray& operator=(const NpyArray&) = delete;
+  ~NpyArray();
+
+ private:
+  NpyArray() = default;
+  void swap(NpyArray& other) noexcept;
+
+  std::filesystem::path path_;
+  std::vector<int64_t> shape_;
+  int64_t size_ = 0;
+  const float* data_ = nullptr;  // into mapping_ or owned_ (or null when size_ == 0)
+  void* mapping_ = nullptr;      // the whole file, mmap'ed; null when the data is owned
+  size_t mapping_length_ = 0;
+  std::vector<float> owned_;  // decompressed .gz data, or a copy when the mapped data is misaligned
+};
+
+// Writes a float32 C-order .npy (version 1.0 header, padded to 64 bytes as numpy does) atomically:
+// to "<path>.tmp.<pid>", fsync, then rename over path. Throws aware::Error naming the path on failure.
+void save_npy(const std::filesystem::path& path, const float* data, std::span<const int64_t> shape);
+
+// Shape of a .npy (or .npy.gz) file without reading the data; the header gets the same validation as in
+// NpyArray::load. For plain files the file size is checked against the shape too; for .gz files that would
+// need decompressing everything, so it is left to the reader.
+std::vector<int64_t> npy_shape(const std::filesystem::path& path);
+
+}  // namespace aware
