@@ -25,17 +25,19 @@ struct ConvShape {
 
 namespace cpu {
 
-// Floats of scratch memory the CPU kernels need for this shape (im2col buffers and partial sums).
-size_t conv_relu_pool_workspace(const ConvShape& s);
+// Floats of scratch memory the CPU kernels need for this shape when run on `threads` OpenMP threads
+// (im2col buffers per thread, weight-gradient partial sums per slot of images).
+size_t conv_relu_pool_workspace(const ConvShape& s, int threads);
 
 // act: [batch][out_c][conv_h][conv_w]; y: [batch][out_c][out_h][out_w] (y may equal act without pool).
 void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, const float* b,
-                            float* act, float* y, float* workspace);
+                            float* act, float* y, float* workspace, int threads);
 
 // dy is the gradient of y. dx may be null (the first layer needs no input gradient).
 // dw and db are overwritten, not accumulated. The result does not depend on the thread count.
 void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w, const float* act,
-                             const float* dy, float* dx, float* dw, float* db, float* workspace);
+                             const float* dy, float* dx, float* dw, float* db, float* workspace,
+                             int threads);
 
 }  // namespace cpu
 }  // namespace aware

@@ -17,6 +17,7 @@ namespace {
 
 class CpuBackend final : public Backend {
  public:
+  CpuBackend() : threads_(omp_get_max_threads()) {}
   std::string name() const override { return "cpu"; }
 
   void* allocate(size_t bytes) override {
@@ -32,15 +33,15 @@ class CpuBackend final : public Backend {
   void copy(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
 
   size_t conv_workspace_bytes(const ConvShape& s) override {
-    return cpu::conv_relu_pool_workspace(s) * sizeof(float);
+    return cpu::conv_relu_pool_workspace(s, threads_) * sizeof(float);
   }
   void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, const float* b,
                               float* act, float* y, void* ws) override {
-    cpu::conv_relu_pool_forward(s, x, w, b, act, y, static_cast<float*>(ws));
+    cpu::conv_relu_pool_forward(s, x, w, b, act, y, static_cast<float*>(ws), threads_);
   }
   void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w, const float* act,
                                const float* dy, float* dx, float* dw, float* db, void* ws) override {
-    cpu::conv_relu_pool_backward(s, x, w, act, dy, dx, dw, db, static_cast<float*>(ws));
+    cpu::conv_relu_pool_backward(s, x, w, act, dy, dx, dw, db, static_cast<float*>(ws), threads_);
   }
   void linear_forward(int batch, int in, int out, bool relu, const float* x, const float* w,
                       const float* b, float* y) override {
@@ -74,6 +75,9 @@ class CpuBackend final : public Backend {
                         float* out) override {
     cpu::gather_normalise(rows, row_size, in, index, row_scale, col_shift, col_scale, out);
   }
+
+ private:
+  int threads_;  // fixed when the backend is made: the conv workspaces are sized for it
 };
 
 }  // namespace

@@ -1,7 +1,6 @@
 // Every CPU kernel against a naive double-precision reference on random odd sizes, plus gradient
 // checks by central differences of the double references.
 #include <gtest/gtest.h>
-#include <omp.h>
 
 #include <cmath>
 #include <random>
@@ -17,6 +16,8 @@
 
 namespace aware {
 namespace {
+
+constexpr int kThreads = 2;
 
 std::vector<float> random_vector(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
   std::mt19937 gen(seed);
@@ -97,8 +98,8 @@ TEST_P(ConvTest, ForwardMatchesDoubleReference) {
   const auto x = random_vector(s.batch * s.in_size(), 1), w = random_vector(s.weight_size(), 2),
              b = random_vector(s.out_c, 3);
   auto act = poisoned(s.batch * s.act_size()), y = poisoned(s.batch * s.out_size());
-  std::vector<float> ws(cpu::conv_relu_pool_workspace(s));
-  cpu::conv_relu_pool_forward(s, x.data(), w.data(), b.data(), act.data(), pool ? y.data() : act.data(), ws.data());
+  std::vector<float> ws(cpu::conv_relu_pool_workspace(s, kThreads));
+  cpu::conv_relu_pool_forward(s, x.data(), w.data(), b.data(), act.data(), pool ? y.data() : act.data(), ws.data(), kThreads);
   const ConvRef r = conv_reference(s, x, w, b);
   expect_close(r.act, act.data(), 1e-5, "act");
   if (pool) expect_close(r.y, y.data(), 1e-5, "y");
@@ -110,10 +111,10 @@ TEST_P(ConvTest, BackwardMatchesFiniteDifferencesOfTheReference) {
   const auto x = random_vector(s.batch * s.in_size(), 4), w = random_vector(s.weight_size(), 5),
              b = random_vector(s.out_c, 6), g = random_vector(s.batch * s.out_size(), 7);
   std::vector<float> act(s.batch * s.act_size()), y(s.batch * s.out_size());
-  std::vector<float> ws(cpu::conv_relu_pool_workspace(s));
-  cpu::conv_relu_pool_forward(s, x.data(), w.data(), b.data(), act.data(), pool ? y.data() : act.data(), ws.data());
+  std::vector<float> ws(cpu::conv_relu_pool_workspace(s, kThreads));
+  cpu::conv_relu_pool_forward(s, x.data(), w.data(), b.data(), act.data(), pool ? y.data() : act.data(), ws.data(), kThreads);
   auto dx = poisoned(x.size()), dw = poisoned(w.size()), db = poisoned(b.size());
-  cpu::conv_relu_pool_backward(s, x.data(), w.data(), act.data(), g.data(), dx.data(), dw.data(), db.data(), ws.data());
+  cpu::conv_relu_pool_backward(s, x.data(), w.data(), act.data(), g.data(), dx.data(), dw.data(), db.data(), ws.data(), kThreads);
   // Central differences of the double reference; a step of 1e-5 stays clear of ReLU kinks and pool
   // ties except by chance, which the fixed seeds rule out.
   const double h = 1e-5;
@@ -143,8 +144,8 @@ TEST(Conv, PaperShapesForwardMatchReference) {
     const auto x = random_vector(s.batch * s.in_size(), 8, 0.0f, 1.0f), w = random_vector(s.weight_size(), 9, -0.1f, 0.1f),
                b = random_vector(s.out_c, 10, -0.1f, 0.1f);
     std::vector<float> act(s.batch * s.act_size()), y = poisoned(s.batch * s.out_size());
-    std::vector<float> ws(cpu::conv_relu_pool_workspace(s));
-    cpu::conv_relu_pool_forward(s, x.data(), w.data(), b.data(), act.data(), y.data(), ws.data());
+    std::vector<float> ws(cpu::conv_relu_pool_workspace(s, kThreads));
+    cpu::conv_relu_pool_forward(s, x.data(), w.data(), b.data(), act.data(), y.data(), ws.data(), kThreads);
     expect_close(conv_reference(s, x, w, b).y, y.data(), 1e-5, "y");
   }
 }
@@ -153,14 +154,11 @@ TEST(Conv, BackwardIsTheSameBitForBitWithAnyThreadCount) {
   const ConvShape s{37, 4, 11, 11, 6, 1, true, true};
   const auto x = random_vector(s.batch * s.in_size(), 11), w = random_vector(s.weight_size(), 12),
              b = random_vector(s.out_c, 13), g = random_vector(s.batch * s.out_size(), 14);
-  std::vector<float> act(s.batch * s.act_size()), y(s.batch * s.out_size()), ws(cpu::conv_relu_pool_workspace(s));
-  cpu::conv_relu_pool_forward(s, x.data(), w.data(), b.data(), act.data(), y.data(), ws.data());
+  std::vector<float> act(s.batch * s.act_size()), y(s.batch * s.out_size()), ws(cpu::conv_relu_pool_workspace(s, 3));
+  cpu::conv_relu_pool_forward(s, x.data(), w.data(), b.data(), act.data(), y.data(), ws.data(), 3);
   auto run = [&](int threads) {
-    const int keep = omp_get_max_threads();
-    omp_set_num_threads(threads);
     std::vector<float> dx(x.size()), dw(w.size()), db(b.size());
-    cpu::conv_relu_pool_backward(s, x.data(), w.data(), act.data(), g.data(), dx.data(), dw.data(), db.data(), ws.data());
-    omp_set_num_threads(keep);
+    cpu::conv_relu_pool_backward(s, x.data(), w.data(), act.data(), g.data(), dx.data(), dw.data(), db.data(), ws.data(), threads);
     dw.insert(dw.end(), db.begin(), db.end());
     dw.insert(dw.end(), dx.begin(), dx.end());
     return dw;

@@ -1,0 +1,51 @@
+// Reports of the analysis: the normal-task ROC, the central fraction, and the anomaly window scan with
+// its reach, as JSON (and CSV for plotting). The numerics are in kernels/roc.h and kernels/scan.h.
+#pragma once
+#include <array>
+#include <filesystem>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "kernels/scan.h"
+
+namespace aware {
+
+// Fig. 10's fixed window widths.
+inline constexpr std::array<double, 3> kDefaultWidths{0.08, 0.10, 0.12};
+
+// n luminosities (fb^-1) evenly spaced in log from first to last, both included.
+std::vector<double> log_grid(double first, double last, int n);
+
+// The window scan of one anomaly: settings used (the eligibility rule in words), the best window with
+// R_max +- its error and the counts of every class, R against the centre for each width, the
+// below-threshold curve, and per luminosity sigma_min from R_max (Eq. 8), the naive 5 sqrt(sigma_B / L)
+// and the Asimov variant (with its own window). Numbers that do not exist (no eligible window, R of a
+// window without background) are NaN in memory and null once dumped.
+nlohmann::json scan_report(const ScanInput& input, const ScanSettings& settings, std::span<const double> widths,
+                           std::span<const double> luminosities);
+
+// The same for rectangles in (P(Top), P(W)): best rectangle, R_max +- error, sigma_min(L) and the naive one.
+nlohmann::json scan_report_2d(const ScanInput2D& input, const ScanSettings& settings,
+                              std::span<const double> luminosities);
+
+// From a scan_report (in memory or read back from its file): <prefix>_curves.csv with columns
+// width,centre,lo,hi,R,eligible (width "below" for the below-threshold rows) and <prefix>_reach.csv with
+// luminosity,sigma_min,sigma_min_naive,sigma_min_asimov. Missing numbers are written "nan". Each file is
+// written atomically; dir is created when missing.
+void write_scan_csv(const nlohmann::json& report, const std::filesystem::path& dir, const std::string& prefix);
+
+// Writes text to a temporary file beside `file`, then renames it over `file`: a reader never sees half a file.
+void write_text_atomic(const std::filesystem::path& file, const std::string& text);
+
+// AUC (exact, ties one half) and the ROC curve thinned to at most max_points points (evenly by index,
+// both ends kept); the first point's threshold is +infinity, written null.
+nlohmann::json roc_report(std::span<const float> pos, std::span<const float> neg, int max_points = 500);
+
+// Fraction of events with lo < p < hi (strictly, edges rounded to float like the anchor's NumPy), the
+// anchor's "central fraction".
+nlohmann::json central_fraction(std::span<const float> p, double lo = 0.3, double hi = 0.7);
+
+}  // namespace aware
