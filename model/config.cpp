@@ -51,6 +51,8 @@ class Section {
     }
   }
 
+  void allow(const char* key) { seen_.push_back(key); }
+
   void finish() const {
     if (!table_) return;
     for (auto&& [key, value] : *table_)
@@ -142,18 +144,27 @@ RunConfig parse_config(const std::string& text, const std::string& name,
   check(t.lr > 0, train.where("lr") + " must be positive");
   check(t.ratio > 0 && t.lambda >= 0, name + ": [train] ratio must be > 0 and lambda >= 0");
 
-  Section scan(root["scan"].as_table(), "scan", name);
+  const toml::table* scan_table = root["scan"].as_table();
+  Section scan(scan_table, "scan", name);
   ScanConfig& s = cfg.scan;
-  scan.get("bins", s.bins);
-  scan.get("min_background_events", s.min_background_events);
-  scan.get("min_width", s.min_width);
-  scan.get("sigma_qcd", s.sigma_qcd);
-  scan.get("sigma_tt", s.sigma_tt);
+  scan.get("bins", s.settings.bins);
+  scan.get("bins_2d", s.settings.bins_2d);
+  scan.get("min_background_events", s.settings.min_background_events);
+  scan.get("min_width", s.settings.min_width);
   scan.get("widths", s.widths);
   scan.get("luminosities", s.luminosities);
-  scan.get("signal_sigma", s.signal_sigma);
+  scan.allow("sigma_fb");  // a table, read below
   scan.finish();
-  check(s.bins >= 2, scan.where("bins") + " must be at least 2");
+  if (const toml::table* sigma = scan_table ? (*scan_table)["sigma_fb"].as_table() : nullptr)
+    for (auto&& [key, value] : *sigma) {
+      check(value.is_number() && value.value_or(0.0) > 0.0,
+            name + ": scan.sigma_fb." + std::string(key.str()) + " must be a positive number");
+      s.sigma_fb[std::string(key.str())] = value.value_or(0.0);
+    }
+  check(s.settings.bins >= 2 && s.settings.bins_2d >= 2, scan.where("bins") + " must be at least 2");
+  check(s.settings.min_width >= 0.0 && s.settings.min_width <= 1.0, scan.where("min_width") + " must be in [0, 1]");
+  for (const auto& c : d.normal)
+    check(s.sigma_fb.count(c), name + ": scan.sigma_fb has no cross-section for the normal class '" + c + "'");
   return cfg;
 }
 

@@ -3,9 +3,11 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "kernels/scan.h"
 #include "model/network.h"
 
 namespace aware {
@@ -32,13 +34,12 @@ struct TrainConfig {
 };
 
 struct ScanConfig {
-  int bins = 1000;
-  int64_t min_background_events = 100;
-  double min_width = 0.02;
-  double sigma_qcd = 67600.0, sigma_tt = 73.4;  // fb, after the selection (data/jets/README.md)
+  ScanSettings settings;  // bins, bins_2d, min_background_events, min_width (kernels/scan.h)
   std::vector<double> widths{0.08, 0.10, 0.12};
   std::vector<double> luminosities{100, 300, 1000, 3000};  // fb^-1
-  double signal_sigma = 0.0144;  // fb: eft's cross-section, for the Asimov reach
+  // Cross-sections after the selection (fb) of the background classes (the normal classes):
+  // ../shared/data/jets/README.md.
+  std::map<std::string, double> sigma_fb{{"top", kSigmaTtFb}, {"qcd", kSigmaQcdFb}, {"w", kSigmaWFb}};
 };
 
 struct RunConfig {

@@ -1,5 +1,7 @@
 #include "tools/analysis.h"
 
+#include "runtime/checkpoint.h"
+
 #include <charconv>
 #include <cmath>
 #include <fstream>
@@ -176,29 +178,6 @@ json scan_report_2d(const ScanInput2D& input, const ScanSettings& settings, std:
   return report;
 }
 
-void write_text_atomic(const std::filesystem::path& file, const std::string& text) {
-  // Same directory, so the rename cannot cross file systems; the pid keeps concurrent writers apart.
-  const std::filesystem::path temp =
-      file.parent_path() / ("." + file.filename().string() + ".tmp" + std::to_string(::getpid()));
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    check(static_cast<bool>(out), temp.string() + ": cannot open for writing");
-    out << text;
-    out.flush();
-    if (!out) {
-      out.close();
-      std::filesystem::remove(temp);
-      throw Error(temp.string() + ": write failed");
-    }
-  }
-  std::error_code error;
-  std::filesystem::rename(temp, file, error);
-  if (error) {
-    std::filesystem::remove(temp);
-    throw Error(file.string() + ": cannot rename into place: " + error.message());
-  }
-}
-
 void write_scan_csv(const json& report, const std::filesystem::path& dir, const std::string& prefix) {
   check(!prefix.empty(), "write_scan_csv: empty prefix");
   std::error_code error;
@@ -217,8 +196,8 @@ void write_scan_csv(const json& report, const std::filesystem::path& dir, const 
     reach << csv_number(row.at("luminosity")) << ',' << csv_number(row.at("sigma_min")) << ','
           << csv_number(row.at("sigma_min_naive")) << ',' << csv_number(row.at("sigma_min_asimov")) << '\n';
 
-  write_text_atomic(dir / (prefix + "_curves.csv"), curves.str());
-  write_text_atomic(dir / (prefix + "_reach.csv"), reach.str());
+  write_file_atomic(dir / (prefix + "_curves.csv"), curves.str());
+  write_file_atomic(dir / (prefix + "_reach.csv"), reach.str());
 }
 
 json roc_report(std::span<const float> pos, std::span<const float> neg, int max_points) {

@@ -37,8 +37,6 @@ nlohmann::json scan_report_2d(const ScanInput2D& input, const ScanSettings& sett
 // written atomically; dir is created when missing.
 void write_scan_csv(const nlohmann::json& report, const std::filesystem::path& dir, const std::string& prefix);
 
-// Writes text to a temporary file beside `file`, then renames it over `file`: a reader never sees half a file.
-void write_text_atomic(const std::filesystem::path& file, const std::string& text);
 
 // AUC (exact, ties one half) and the ROC curve thinned to at most max_points points (evenly by index,
 // both ends kept); the first point's threshold is +infinity, written null.

@@ -1,1 +1,228 @@
-int main(){}
+// aware: Anomaly Awareness trainer and analysis tool. Subcommands: run, train, score, scan.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+#include "kernels/scan.h"
+#include "model/config.h"
+#include "model/network.h"
+#include "model/train.h"
+#include "runtime/error.h"
+#include "tools/analysis.h"
+#include "tools/npy.h"
+#include "tools/pipeline.h"
+
+using namespace aware;
+using json = nlohmann::json;
+
+namespace {
+
+struct Common {
+  std::string device;
+  int threads = -1;
+  bool quiet = false;
+};
+
+void add_common(CLI::App* app, Common& c) {
+  app->add_option("--device", c.device, "cpu | cuda | auto (default: the config's, else cpu)");
+  app->add_option("--threads", c.threads, "CPU threads (default: the config's, else all cores)");
+  app->add_flag("-q,--quiet", c.quiet, "no progress output");
+}
+
+// Command-line settings override the config's.
+RunConfig configure(const std::string& path, const Common& c) {
+  RunConfig cfg = load_config(path);
+  if (!c.device.empty()) cfg.device = c.device;
+  if (c.threads >= 0) cfg.threads = c.threads;
+  set_cpu_threads(cfg.threads);
+  return cfg;
+}
+
+int cmd_run(const std::string& config, const std::filesystem::path& out, bool resume, const Common& c) {
+  const RunConfig cfg = configure(config, c);
+  const json summary = run_pipeline(cfg, {out, resume, !c.quiet});
+  std::printf("%s", summary_table(summary).c_str());
+  std::printf("outputs in %s (summary.json, analysis/, scores/, *.ckpt, log.jsonl)\n", out.c_str());
+  return 0;
+}
+
+int cmd_train(const std::string& config, const std::string& stage, const std::filesystem::path& out,
+              const std::string& init, bool resume, int epochs, const Common& c) {
+  RunConfig cfg = configure(config, c);
+  const Events events = load_events(cfg);
+  auto backend = make_backend(cfg.device);
+  auto model = make_model(*backend, cfg, events.normal_train.event_shape, events.normaliser);
+  if (!init.empty()) {
+    const Checkpoint from = load_checkpoint(init);
+    model->set_params(from.params);
+  } else {
+    check(stage == "prior" || resume, "train --stage aa needs --init PRIOR.ckpt (the prior run's weights)");
+    model->set_params(initial_params(model->graph(), cfg.seed));
+  }
+  StageOptions so;
+  so.stage = stage;
+  so.epochs = epochs >= 0 ? epochs : (stage == "prior" ? cfg.train.epochs : cfg.train.aa_epochs);
+  so.checkpoint = out / (stage + ".ckpt");
+  so.log = out / "log.jsonl";
+  so.resume = resume;
+  so.progress = !c.quiet;
+  std::filesystem::create_directories(out);
+  const auto logs = train_stage(*model, cfg, events.normal_train, stage == "aa" ? &events.anomalies : nullptr,
+                                events.normal_test, so, checkpoint_base(cfg, events));
+  std::printf("%s: %zu epochs run, checkpoint %s\n", stage.c_str(), logs.size(), so.checkpoint.c_str());
+  return 0;
+}
+
+int cmd_score(const std::filesystem::path& model_path, const std::vector<std::string>& inputs,
+              const std::filesystem::path& out, int batch, const Common& c) {
+  set_cpu_threads(c.threads > 0 ? c.threads : 0);
+  const Checkpoint ckpt = load_checkpoint(model_path);
+  const RunConfig cfg = parse_config(ckpt.config, model_path.string() + " (stored config)");
+  Normaliser norm{ckpt.normalisation, ckpt.col_shift, ckpt.col_scale};
+  auto backend = make_backend(c.device.empty() ? cfg.device : c.device);
+  Model model(*backend, cfg.network, ckpt.event_shape, int(ckpt.classes.size()), batch, norm);
+  model.set_params(ckpt.params);
+  std::filesystem::create_directories(out);
+  for (const auto& input : inputs) {
+    const NpyArray events = NpyArray::load(input);
+    const std::vector<int64_t> shape(events.shape().begin() + 1, events.shape().end());
+    check(shape == ckpt.event_shape, input + ": event shape does not match the model's");
+    const std::vector<float> probs = model.predict(events.data(), events.rows());
+    std::string stem = std::filesystem::path(input).filename().string();
+    for (const char* ext : {".gz", ".npy"})
+      if (stem.size() > std::strlen(ext) && stem.ends_with(ext)) stem.resize(stem.size() - std::strlen(ext));
+    const auto path = out / (stem + ".npy");
+    save_npy(path, probs.data(), std::vector<int64_t>{events.rows(), int64_t(ckpt.classes.size())});
+    if (!c.quiet) std::printf("%s: %ld events -> %s\n", input.c_str(), long(events.rows()), path.c_str());
+  }
+  return 0;
+}
+
+// FILE:SIGMA_FB -> (file, sigma)
+std::pair<std::string, double> file_and_sigma(const std::string& arg) {
+  const auto colon = arg.rfind(':');
+  check(colon != std::string::npos && colon + 1 < arg.size(),
+        "--background " + arg + ": expected FILE:SIGMA_FB, e.g. qcd.npy:67600");
+  try {
+    return {arg.substr(0, colon), std::stod(arg.substr(colon + 1))};
+  } catch (const std::exception&) {
+    throw Error("--background " + arg + ": '" + arg.substr(colon + 1) + "' is not a cross-section in fb");
+  }
+}
+
+std::vector<float> score_column(const std::string& file, int col) {
+  const NpyArray a = NpyArray::load(file);
+  check(a.shape().size() <= 2, file + ": expected scores of shape (N,) or (N, classes)");
+  const int64_t width = a.shape().size() == 2 ? a.shape()[1] : 1;
+  check(col >= 0 && col < width, file + ": has no column " + std::to_string(col));
+  std::vector<float> out(size_t(a.rows()));
+  for (int64_t i = 0; i < a.rows(); ++i) out[size_t(i)] = a.data()[i * width + col];
+  return out;
+}
+
+int cmd_scan(const std::vector<std::string>& anomalies, const std::vector<std::string>& backgrounds, int col,
+             const std::filesystem::path& out, ScanSettings settings, const std::vector<double>& widths,
+             const std::vector<double>& lumis) {
+  std::vector<std::vector<float>> keep;  // owns the background scores the spans point to
+  std::vector<BackgroundSample> bg;
+  keep.reserve(backgrounds.size());
+  for (const auto& arg : backgrounds) {
+    const auto [file, sigma] = file_and_sigma(arg);
+    keep.push_back(score_column(file, col));
+    bg.push_back({std::filesystem::path(file).stem().string(), Sample{keep.back(), {}}, sigma});
+  }
+  json all;
+  for (const auto& file : anomalies) {
+    const std::vector<float> s = score_column(file, col);
+    const std::string name = std::filesystem::path(file).stem().string();
+    json r = scan_report(ScanInput{Sample{s, {}}, bg}, settings, widths, lumis);
+    write_scan_csv(r, out, name);
+    write_file_atomic(out / (name + "_scan.json"), r.dump(1));
+    std::printf("%s: R_max %.4f +- %.4f", name.c_str(), r["R_max"].is_number() ? r["R_max"].get<double>() : NAN,
+                r["R_max_error"].is_number() ? r["R_max_error"].get<double>() : NAN);
+    if (!r["best"].is_null())
+      std::printf(" in [%.3f, %.3f]", r["best"]["p_lo"].get<double>(), r["best"]["p_hi"].get<double>());
+    std::printf("\n");
+    all[name] = r;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"aware: Anomaly Awareness (semi-supervised anomaly detection) trainer and analysis tool.\n"
+               "See README.md and docs/config.md."};
+  app.require_subcommand(1);
+  Common common;
+
+  auto* run = app.add_subcommand("run", "the whole pipeline of the paper from one config: prior run, AA run, "
+                                        "scores, ROC/AUC, window scans, reach");
+  std::string config;
+  std::filesystem::path out = "out";
+  bool resume = false;
+  run->add_option("config", config, "TOML config (see configs/)")->required()->check(CLI::ExistingFile);
+  run->add_option("-o,--out", out, "output directory")->capture_default_str();
+  run->add_flag("--resume", resume, "continue a killed run from its checkpoints in --out");
+  add_common(run, common);
+
+  auto* train = app.add_subcommand("train", "train one stage (prior or aa) from a config");
+  std::string stage = "prior", init;
+  int epochs = -1;
+  train->add_option("config", config, "TOML config")->required()->check(CLI::ExistingFile);
+  train->add_option("--stage", stage, "prior | aa")->check(CLI::IsMember({"prior", "aa"}))->capture_default_str();
+  train->add_option("--init", init, "checkpoint to start from (the prior's, for --stage aa)")->check(CLI::ExistingFile);
+  train->add_option("--epochs", epochs, "epochs (default: the config's)");
+  train->add_option("-o,--out", out, "output directory (STAGE.ckpt, log.jsonl)")->capture_default_str();
+  train->add_flag("--resume", resume, "continue from --out/STAGE.ckpt");
+  add_common(train, common);
+
+  auto* score = app.add_subcommand("score", "softmax scores of events with a trained model; writes OUT/NAME.npy "
+                                            "of shape (N, classes) per input");
+  std::string model;
+  std::vector<std::string> inputs;
+  int batch = 1024;
+  score->add_option("-m,--model", model, "checkpoint (prior.ckpt or aa.ckpt)")->required()->check(CLI::ExistingFile);
+  score->add_option("inputs", inputs, ".npy or .npy.gz files of events")->required()->check(CLI::ExistingFile);
+  score->add_option("-o,--out", out, "output directory")->capture_default_str();
+  score->add_option("--batch", batch, "events per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
+  add_common(score, common);
+
+  auto* scan = app.add_subcommand("scan", "window scan of anomaly scores against background scores "
+                                          "(R_max, curves, reach); JSON and CSV in --out");
+  std::vector<std::string> anomalies, backgrounds;
+  int col = 0;
+  ScanSettings settings;
+  std::vector<double> widths(kDefaultWidths.begin(), kDefaultWidths.end()), lumis{100, 300, 1000, 3000};
+  scan->add_option("--anomaly", anomalies, "scores of an anomaly class (repeatable)")->required();
+  scan->add_option("--background", backgrounds, "FILE:SIGMA_FB background scores and cross-section in fb "
+                                                "(repeatable), e.g. scores/aa/qcd.npy:67600")->required();
+  scan->add_option("--column", col, "score column (0: P(first normal class))")->capture_default_str();
+  scan->add_option("--bins", settings.bins, "grid bins over [0, 1]")->capture_default_str();
+  scan->add_option("--min-background", settings.min_background_events,
+                   "eligible windows hold at least this many simulated background events")->capture_default_str();
+  scan->add_option("--min-width", settings.min_width, "eligible windows are at least this wide")->capture_default_str();
+  scan->add_option("--widths", widths, "widths of the fixed-width curves")->capture_default_str();
+  scan->add_option("--luminosities", lumis, "fb^-1 for the reach table")->capture_default_str();
+  scan->add_option("-o,--out", out, "output directory")->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    if (*run) return cmd_run(config, out, resume, common);
+    if (*train) return cmd_train(config, stage, out, init, resume, epochs, common);
+    if (*score) return cmd_score(model, inputs, out, batch, common);
+    if (*scan) return cmd_scan(anomalies, backgrounds, col, out, settings, widths, lumis);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "aware: error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "aware: internal error: %s\n", e.what());
+    return 3;
+  }
+  return 0;
+}

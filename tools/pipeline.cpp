@@ -1,0 +1,234 @@
+#include "tools/pipeline.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "kernels/roc.h"
+#include "kernels/softmax_xent.h"
+#include "kernels/scan.h"
+#include "model/train.h"
+#include "runtime/error.h"
+#include "tools/analysis.h"
+#include "tools/npy.h"
+
+namespace aware {
+namespace {
+
+using json = nlohmann::json;
+
+// Column `c` of row-major [N][classes] probabilities.
+std::vector<float> column(const std::vector<float>& probs, int classes, int c) {
+  std::vector<float> out(probs.size() / size_t(classes));
+  for (size_t i = 0; i < out.size(); ++i) out[i] = probs[i * size_t(classes) + size_t(c)];
+  return out;
+}
+
+json histogram_report(const std::map<std::string, std::vector<float>>& p, int bins) {
+  json h = {{"bins", bins}, {"density", json::object()}};
+  for (const auto& [name, scores] : p) {
+    std::vector<double> weighted(static_cast<size_t>(bins));
+    std::vector<int64_t> counts(static_cast<size_t>(bins));
+    histogram(scores, {}, bins, weighted, counts);
+    json d = json::array();
+    for (int64_t c : counts) d.push_back(double(c) * bins / double(std::max<size_t>(scores.size(), 1)));
+    h["density"][name] = d;
+  }
+  return h;
+}
+
+}  // namespace
+
+std::vector<std::string> Events::classes() const {
+  std::vector<std::string> names;
+  for (const auto& f : files) names.push_back(f.name);
+  return names;
+}
+
+const ClassFile& Events::file(const std::string& name) const {
+  for (const auto& f : files)
+    if (f.name == name) return f;
+  throw Error("no class '" + name + "' in this run");
+}
+
+Events load_events(const RunConfig& cfg) {
+  const DataConfig& d = cfg.data;
+  Events e;
+  std::vector<std::string> names = d.normal;
+  names.insert(names.end(), d.aware.begin(), d.aware.end());
+  names.insert(names.end(), d.unseen.begin(), d.unseen.end());
+  for (size_t i = 0; i < names.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      check(names[i] != names[j], "data: class '" + names[i] + "' is listed twice");
+  for (const auto& name : names) e.files.push_back(open_class(d.dir, name, d.n_test, cfg.seed));
+  for (size_t c = 0; c < d.normal.size(); ++c) {
+    append_events(e.normal_train, e.files[c], Part::pool, d.n_train, int32_t(c));
+    append_events(e.normal_test, e.files[c], Part::test, d.n_test, int32_t(c));
+  }
+  if (!d.aware.empty()) {
+    const int64_t per = d.n_aware > 0 ? d.n_aware
+                                      : d.n_train * int64_t(d.normal.size()) / int64_t(d.aware.size());
+    for (size_t a = 0; a < d.aware.size(); ++a)
+      append_events(e.anomalies, e.files[d.normal.size() + a], Part::pool, per, kUniformTarget);
+  }
+  e.normaliser = Normaliser::fit(d.normalisation, d.scale, e.normal_train);
+  return e;
+}
+
+Checkpoint checkpoint_base(const RunConfig& cfg, const Events& events) {
+  Checkpoint c;
+  c.config = cfg.text;
+  c.seed = cfg.seed;
+  c.event_shape = events.normal_train.event_shape;
+  c.classes = cfg.data.normal;
+  c.normalisation = events.normaliser.kind;
+  c.col_shift = events.normaliser.col_shift;
+  c.col_scale = events.normaliser.col_scale;
+  return c;
+}
+
+std::unique_ptr<Model> make_model(Backend& backend, const RunConfig& cfg, const std::vector<int64_t>& event_shape,
+                                  const Normaliser& normaliser) {
+  const int anomalies = cfg.data.aware.empty() ? 0 : int(std::lround(cfg.train.ratio * cfg.train.batch));
+  return std::make_unique<Model>(backend, cfg.network, event_shape, int(cfg.data.normal.size()),
+                                 cfg.train.batch + anomalies, normaliser);
+}
+
+std::map<std::string, std::vector<float>> score_test_sets(Model& model, const Events& events) {
+  std::map<std::string, std::vector<float>> scores;
+  for (const auto& f : events.files) {
+    EventSet test;
+    append_events(test, f, Part::test, f.n_test, 0);
+    scores[f.name] = model.predict(test.x.data(), test.rows());
+  }
+  return scores;
+}
+
+json analyse(const RunConfig& cfg, const std::map<std::string, std::vector<float>>& scores, int classes,
+             const std::filesystem::path& dir, const std::string& stage) {
+  const auto& normal = cfg.data.normal;
+  // The 1-D score is the probability of the first normal class (P(Top) in the paper).
+  std::map<std::string, std::vector<float>> p;
+  for (const auto& [name, probs] : scores) p[name] = column(probs, classes, 0);
+  json report = {{"stage", stage}, {"score", "P(" + normal[0] + ")"}};
+  report["auc"] = roc_report(p.at(normal[0]), p.at(normal[1]))["auc"];
+  report["roc"] = roc_report(p.at(normal[0]), p.at(normal[1]));
+  for (const auto& [name, s] : p) report["central_fraction"][name] = central_fraction(s)["fraction"];
+  report["histograms"] = histogram_report(p, 50);
+
+  std::vector<BackgroundSample> background;
+  for (const auto& c : normal) background.push_back({c, Sample{p.at(c), {}}, cfg.scan.sigma_fb.at(c)});
+  for (const auto& [name, s] : p) {
+    if (std::find(normal.begin(), normal.end(), name) != normal.end()) continue;
+    const ScanInput input{Sample{s, {}}, background};
+    json r = scan_report(input, cfg.scan.settings, cfg.scan.widths, cfg.scan.luminosities);
+    write_scan_csv(r, dir, stage + "_" + name);
+    report["scan"][name] = r;
+    if (classes == 3) {
+      // Three normal classes: rectangles in (P(c0), P(c2)), e.g. (P(Top), P(W)).
+      std::vector<BackgroundSample2D> bg2;
+      std::map<std::string, std::vector<float>> p2;
+      for (const auto& [n, probs] : scores) p2[n] = column(probs, classes, 2);
+      for (const auto& c : normal) bg2.push_back({c, Sample2D{p.at(c), p2.at(c), {}}, cfg.scan.sigma_fb.at(c)});
+      report["scan_2d"][name] =
+          scan_report_2d(ScanInput2D{Sample2D{s, p2.at(name), {}}, bg2}, cfg.scan.settings, cfg.scan.luminosities);
+    }
+  }
+  return report;
+}
+
+json run_pipeline(const RunConfig& cfg, const RunOptions& options) {
+  using clock = std::chrono::steady_clock;
+  std::filesystem::create_directories(options.out);
+  write_file_atomic(options.out / "config.toml", cfg.text);
+  const Events events = load_events(cfg);
+  auto backend = make_backend(cfg.device);
+  auto model = make_model(*backend, cfg, events.normal_train.event_shape, events.normaliser);
+  const Checkpoint base = checkpoint_base(cfg, events);
+  model->set_params(initial_params(model->graph(), cfg.seed));
+
+  json summary = {{"config", cfg.text}, {"device", backend->name()}, {"stages", json::object()}};
+  const bool aa = !cfg.data.aware.empty() && cfg.train.aa_epochs > 0;
+  for (const std::string stage : {"prior", "aa"}) {
+    if (stage == "aa" && !aa) break;
+    StageOptions so;
+    so.stage = stage;
+    so.epochs = stage == "prior" ? cfg.train.epochs : cfg.train.aa_epochs;
+    so.checkpoint = options.out / (stage + ".ckpt");
+    so.log = options.out / "log.jsonl";
+    so.resume = options.resume;
+    so.progress = options.progress;
+    const auto t0 = clock::now();
+    const auto logs = train_stage(*model, cfg, events.normal_train, stage == "aa" ? &events.anomalies : nullptr,
+                                  events.normal_test, so, base);
+    const double seconds = std::chrono::duration<double>(clock::now() - t0).count();
+    // The stage's final weights are the checkpoint's (also when it was complete before a resume).
+    if (std::filesystem::exists(so.checkpoint)) model->set_params(load_checkpoint(so.checkpoint).params);
+
+    const auto scores = score_test_sets(*model, events);
+    std::filesystem::create_directories(options.out / "scores" / stage);
+    for (const auto& [name, probs] : scores)
+      save_npy(options.out / "scores" / stage / (name + ".npy"), probs.data(),
+               std::vector<int64_t>{int64_t(probs.size() / size_t(model->classes())), model->classes()});
+    json report = analyse(cfg, scores, model->classes(), options.out / "analysis", stage);
+    report["train_seconds"] = seconds;
+    report["epochs_run"] = logs.size();
+    if (!logs.empty()) report["images_per_s"] = logs.back().images_per_s;
+    write_file_atomic(options.out / "analysis" / (stage + ".json"), report.dump(1));
+
+    json brief = {{"auc", report["auc"]}, {"central_fraction", report["central_fraction"]},
+                  {"train_seconds", seconds}};
+    if (report.contains("scan"))
+      for (const auto& [name, r] : report["scan"].items())
+        brief["scan"][name] = {{"R_max", r["R_max"]}, {"R_max_error", r["R_max_error"]},
+                               {"window", r["best"].is_null() ? json() : json::array({r["best"]["p_lo"], r["best"]["p_hi"]})},
+                               {"reach", r["reach"]}};
+    summary["stages"][stage] = brief;
+  }
+  write_file_atomic(options.out / "summary.json", summary.dump(1));
+  return summary;
+}
+
+std::string summary_table(const json& summary) {
+  std::ostringstream out;
+  const json& st = summary["stages"];
+  std::vector<std::string> stages;
+  for (const auto& [k, v] : st.items()) stages.push_back(k);
+  std::sort(stages.begin(), stages.end(), [](auto& a, auto& b) { return a == "prior" && b != "prior"; });
+  char line[256];
+  std::snprintf(line, sizeof line, "%-34s", "");
+  out << line;
+  for (const auto& s : stages) {
+    std::snprintf(line, sizeof line, "%14s", s.c_str());
+    out << line;
+  }
+  out << "\n";
+  auto row = [&](const std::string& label, auto value) {
+    std::snprintf(line, sizeof line, "%-34s", label.c_str());
+    out << line;
+    for (const auto& s : stages) {
+      const json v = value(st[s]);
+      if (v.is_number())
+        std::snprintf(line, sizeof line, "%14.4f", v.get<double>());
+      else
+        std::snprintf(line, sizeof line, "%14s", "-");
+      out << line;
+    }
+    out << "\n";
+  };
+  row("AUC", [](const json& s) { return s["auc"]; });
+  for (const auto& [name, v] : st[stages[0]]["central_fraction"].items())
+    row("central fraction " + name, [&](const json& s) { return s["central_fraction"][name]; });
+  if (st[stages[0]].contains("scan"))
+    for (const auto& [name, v] : st[stages[0]]["scan"].items()) {
+      row("R_max " + name, [&](const json& s) { return s["scan"][name]["R_max"]; });
+      row("sigma_min " + name + " at last L (fb)", [&](const json& s) {
+        const json& reach = s["scan"][name]["reach"];
+        return reach.empty() ? json() : reach.back()["sigma_min"];
+      });
+    }
+  return out.str();
+}
+
+}  // namespace aware
