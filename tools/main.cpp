@@ -142,7 +142,7 @@ int cmd_scan(const std::vector<std::string>& anomalies, const std::vector<std::s
     std::printf("%s: R_max %.4f +- %.4f", name.c_str(), r["R_max"].is_number() ? r["R_max"].get<double>() : NAN,
                 r["R_max_error"].is_number() ? r["R_max_error"].get<double>() : NAN);
     if (!r["best"].is_null())
-      std::printf(" in [%.3f, %.3f]", r["best"]["p_lo"].get<double>(), r["best"]["p_hi"].get<double>());
+      std::printf(" in [%.3f, %.3f]", r["best"]["lo"].get<double>(), r["best"]["hi"].get<double>());
     std::printf("\n");
     all[name] = r;
   }

@@ -182,7 +182,7 @@ json run_pipeline(const RunConfig& cfg, const RunOptions& options) {
     if (report.contains("scan"))
       for (const auto& [name, r] : report["scan"].items())
         brief["scan"][name] = {{"R_max", r["R_max"]}, {"R_max_error", r["R_max_error"]},
-                               {"window", r["best"].is_null() ? json() : json::array({r["best"]["p_lo"], r["best"]["p_hi"]})},
+                               {"window", r["best"].is_null() ? json() : json::array({r["best"]["lo"], r["best"]["hi"]})},
                                {"reach", r["reach"]}};
     summary["stages"][stage] = brief;
   }

@@ -1,0 +1,102 @@
+// The aware program as a user meets it: the subcommands on a small synthetic data set, their outputs,
+// --help, and one clear error (exit status 2, naming the file) for bad input.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+
+#include "synthetic.h"
+#include "tools/npy.h"
+
+namespace aware {
+namespace {
+
+struct Result {
+  int status;
+  std::string output;
+};
+
+Result run(const std::string& args) {
+  const std::string cmd = std::string(AWARE_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  while (size_t n = std::fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
+  const int status = ::pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir = testing::fresh_dir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    testing::write_synthetic_classes(dir / "data");
+    config = testing::write_text(dir / "run.toml", testing::synthetic_config(dir / "data")).string();
+  }
+  void TearDown() override { std::filesystem::remove_all(dir); }
+  std::filesystem::path dir;
+  std::string config;
+};
+
+TEST_F(CliTest, RunScoreAndScanProduceTheirOutputs) {
+  const auto out = dir / "out";
+  Result r = run("run " + config + " -o " + out.string() + " -q");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto summary = nlohmann::json::parse(std::ifstream(out / "summary.json"));
+  for (const char* stage : {"prior", "aa"}) {
+    const double auc = summary["stages"][stage]["auc"];
+    EXPECT_GT(auc, 0.9) << stage << ": the synthetic classes are easy to separate";
+    EXPECT_TRUE(summary["stages"][stage]["scan"].contains("e"));
+  }
+  for (const char* f : {"prior.ckpt", "aa.ckpt", "log.jsonl", "scores/aa/e.npy", "analysis/aa.json",
+                        "analysis/aa_e_curves.csv", "analysis/aa_e_reach.csv"})
+    EXPECT_TRUE(std::filesystem::exists(out / f)) << f;
+
+  r = run("score -m " + (out / "aa.ckpt").string() + " " + (dir / "data" / "e.npy").string() + " -o " +
+          (dir / "scores").string() + " -q");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const NpyArray scores = NpyArray::load(dir / "scores" / "e.npy");
+  ASSERT_EQ(scores.shape(), (std::vector<int64_t>{120, 2}));
+  for (int64_t i = 0; i < scores.rows(); ++i) EXPECT_NEAR(scores.data()[2 * i] + scores.data()[2 * i + 1], 1.0, 1e-5);
+
+  const auto s = (out / "scores" / "aa").string();
+  r = run("scan --anomaly " + s + "/e.npy --background " + s + "/a.npy:1 --background " + s +
+          "/b.npy:10 --bins 100 --min-background 5 -o " + (dir / "scan").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("R_max"), std::string::npos);
+  EXPECT_TRUE(std::filesystem::exists(dir / "scan" / "e_scan.json"));
+}
+
+TEST_F(CliTest, HelpIsEverywhere) {
+  for (const char* sub : {"", "run", "train", "score", "scan"}) {
+    const Result r = run(std::string(sub) + " --help");
+    EXPECT_EQ(r.status, 0) << sub;
+    EXPECT_NE(r.output.find("Usage"), std::string::npos) << sub;
+  }
+}
+
+TEST_F(CliTest, BadInputGivesOneClearErrorNamingTheFile) {
+  const auto bad = testing::write_text(dir / "bad.toml", "[train]\nepochs = -1\nbatch = 0\n").string();
+  Result r = run("run " + bad + " -o " + (dir / "o").string());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find("bad.toml"), std::string::npos) << r.output;
+
+  const auto missing = testing::write_text(dir / "missing.toml", testing::synthetic_config(dir / "nowhere")).string();
+  r = run("run " + missing + " -o " + (dir / "o").string());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find("nowhere"), std::string::npos) << r.output;
+
+  r = run("train " + config + " --stage aa -o " + (dir / "o").string());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find("--init"), std::string::npos) << r.output;
+
+  testing::write_text(dir / "junk.npy", "not numpy");
+  r = run("score -m " + (dir / "junk.npy").string() + " " + (dir / "junk.npy").string());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find("junk.npy"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace aware

@@ -1,0 +1,175 @@
+// The network as a whole: shapes and parameter count of Fig. 1, config parsing and its errors, and
+// finite-difference gradient checks of every layer inside the graph and of the whole network.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "kernels/softmax_xent.h"
+#include "model/config.h"
+#include "model/network.h"
+#include "runtime/backend.h"
+#include "runtime/error.h"
+
+namespace aware {
+namespace {
+
+TEST(Network, PaperCnnHasTheShapesAndParametersOfFigure1) {
+  auto backend = make_backend("cpu");
+  auto g = build_graph(*backend, paper_cnn(), {25, 25}, 2, 4);
+  g->plan();
+  // conv1 30x23x23, conv2 40x23x23, conv3+pool 30x10x10, conv4+pool 40x5x5, dropout 1000, 300, 2.
+  std::vector<size_t> sizes;
+  for (const auto& n : g->nodes()) sizes.push_back(n->out_size);
+  EXPECT_EQ(sizes, (std::vector<size_t>{30 * 23 * 23, 40 * 23 * 23, 30 * 10 * 10, 40 * 5 * 5, 1000, 300, 2}));
+  const size_t params = (30 * 9 + 30) + (40 * 270 + 40) + (30 * 360 + 30) + (40 * 270 + 40) +
+                        (1000 * 300 + 300) + (300 * 2 + 2);
+  EXPECT_EQ(g->param_count(), params);
+  // About 24 MFLOP per image forward (method.md).
+  EXPECT_NEAR(g->flops_per_row() / 1e6, 24.0, 1.0);
+}
+
+TEST(Config, DefaultsAreThePapers) {
+  const RunConfig c = parse_config("", "empty.toml");
+  EXPECT_EQ(c.train.batch, 100);
+  EXPECT_DOUBLE_EQ(c.train.lr, 0.01);
+  EXPECT_DOUBLE_EQ(c.train.momentum, 0.9);
+  EXPECT_DOUBLE_EQ(c.train.lambda, 0.5);
+  EXPECT_EQ(c.data.normal, (std::vector<std::string>{"top", "qcd"}));
+  EXPECT_EQ(c.network.layers.size(), paper_cnn().layers.size());
+}
+
+TEST(Config, ParsesLayersAndSettings) {
+  const RunConfig c = parse_config(R"(
+[train]
+epochs = 3
+lambda = 0.8
+[network]
+layers = [{ type = "conv", filters = 8, padding = 1 }, { type = "relu" }, { type = "maxpool" },
+          { type = "dropout", rate = 0.25 }, { type = "linear", units = 16 }, { type = "relu" }]
+[scan.sigma_fb]
+top = 80.0
+)", "x.toml");
+  EXPECT_EQ(c.train.epochs, 3);
+  EXPECT_DOUBLE_EQ(c.train.lambda, 0.8);
+  ASSERT_EQ(c.network.layers.size(), 6u);
+  EXPECT_EQ(c.network.layers[0].filters, 8);
+  EXPECT_FLOAT_EQ(c.network.layers[3].rate, 0.25f);
+  EXPECT_DOUBLE_EQ(c.scan.sigma_fb.at("top"), 80.0);
+  EXPECT_DOUBLE_EQ(c.scan.sigma_fb.at("qcd"), 67600.0);
+}
+
+void expect_error(const std::string& text, const std::string& fragment) {
+  try {
+    parse_config(text, "bad.toml");
+    FAIL() << "no error for: " << text;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.toml"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+  }
+}
+
+TEST(Config, BadInputGivesOneClearError) {
+  expect_error("[train]\nepoch = 3\n", "unknown key 'epoch'");
+  expect_error("[train]\nepochs = \"ten\"\n", "train.epochs must be an integer");
+  expect_error("[trian]\n", "unknown section [trian]");
+  expect_error("[train\n", "bad.toml:1");
+  expect_error("[network]\nlayers = [{ type = \"convolution\" }]\n", "unknown layer type 'convolution'");
+  expect_error("[network]\nlayers = [{ type = \"conv\", filters = 4, kernel = 5 }]\n", "3x3");
+  expect_error("[data]\nnormalisation = \"zscore\"\n", "zscore");
+  expect_error("[data]\nnormal = [\"top\", \"zz\"]\n", "no cross-section for the normal class 'zz'");
+}
+
+TEST(Network, MaxpoolMustFollowAConv) {
+  auto backend = make_backend("cpu");
+  NetworkSpec spec{{{"linear", 0, 0, 8}, {"maxpool"}}};
+  EXPECT_THROW(build_graph(*backend, spec, {6}, 2, 2), Error);
+}
+
+// ---- gradient checks through the graph ----------------------------------------------------------
+
+struct Fixture {
+  std::unique_ptr<Backend> backend = make_backend("cpu");
+  std::unique_ptr<Graph> graph;
+  std::vector<float> x, weight;
+  std::vector<int32_t> label;
+  int batch = 5, classes = 3;
+
+  Fixture(const NetworkSpec& spec, std::vector<int64_t> shape) {
+    graph = build_graph(*backend, spec, shape, classes, batch);
+    graph->plan();
+    std::mt19937 gen(7);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    x.resize(graph->input_size() * batch);
+    for (auto& v : x) v = u(gen);
+    const auto p = initial_params(*graph, 3);
+    std::copy(p.begin(), p.end(), graph->params());
+    // Two hard labels, the rest the uniform target (an AA batch), with the loss weights of method.md.
+    label = {0, 2, kUniformTarget, kUniformTarget, 1};
+    weight = {1.0f / 3, 1.0f / 3, 0.25f, 0.25f, 1.0f / 3};
+  }
+  // Loss at the current parameters, same dropout mask every time (same seed and step).
+  double loss() {
+    std::copy(x.begin(), x.end(), graph->input());
+    const Pass pass{batch, true, 11, 5};
+    graph->forward(pass);
+    return cpu::softmax_xent(batch, classes, graph->output(), label.data(), weight.data(), graph->output_grad(), nullptr);
+  }
+  std::vector<float> gradient() {
+    loss();
+    graph->backward(Pass{batch, true, 11, 5});
+    return {graph->grads(), graph->grads() + graph->param_count()};
+  }
+};
+
+void check_gradients(Fixture& f) {
+  const std::vector<float> g = f.gradient();
+  float* p = f.graph->params();
+  // Every layer: a few parameters of each node, by central differences in float.
+  for (const auto& node : f.graph->nodes()) {
+    const size_t n = node->param_count();
+    for (size_t k = 0; k < n; k += std::max<size_t>(1, n / 5)) {
+      const size_t i = node->param_offset + k;
+      const float keep = p[i], h = 1e-2f;
+      p[i] = keep + h;
+      const double up = f.loss();
+      p[i] = keep - h;
+      const double down = f.loss();
+      p[i] = keep;
+      const double numeric = (up - down) / (2.0 * h);
+      EXPECT_NEAR(g[i], numeric, 2e-3 + 2e-2 * std::abs(numeric)) << node->describe() << " parameter " << k;
+    }
+  }
+  // The whole network: the directional derivative along random directions.
+  std::mt19937 gen(5);
+  std::normal_distribution<float> nd;
+  const std::vector<float> base(p, p + f.graph->param_count());
+  for (int trial = 0; trial < 3; ++trial) {
+    std::vector<float> d(base.size());
+    double gd = 0, norm = 0;
+    for (size_t i = 0; i < d.size(); ++i) d[i] = nd(gen), norm += double(d[i]) * d[i];
+    for (size_t i = 0; i < d.size(); ++i) d[i] /= float(std::sqrt(norm)), gd += double(g[i]) * d[i];
+    const double h = 1e-2;
+    for (size_t i = 0; i < d.size(); ++i) p[i] = base[i] + float(h) * d[i];
+    const double up = f.loss();
+    for (size_t i = 0; i < d.size(); ++i) p[i] = base[i] - float(h) * d[i];
+    const double down = f.loss();
+    std::copy(base.begin(), base.end(), p);
+    EXPECT_NEAR(gd, (up - down) / (2 * h), 1e-3 + 2e-2 * std::abs(gd)) << "direction " << trial;
+  }
+}
+
+TEST(GradientCheck, SmallCnnEveryLayerAndWholeNetwork) {
+  NetworkSpec spec{{{"conv", 4, 1}, {"relu"}, {"conv", 5, 0}, {"relu"}, {"maxpool"}, {"conv", 3, 1},
+                    {"dropout", 0, 0, 0, 0.3f}, {"linear", 0, 0, 7}, {"relu"}}};
+  Fixture f(spec, {9, 9});
+  check_gradients(f);
+}
+
+TEST(GradientCheck, MlpOfAppendixB) {
+  Fixture f(paper_mlp(), {6});
+  check_gradients(f);
+}
+
+}  // namespace
+}  // namespace aware

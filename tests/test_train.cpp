@@ -1,0 +1,165 @@
+// Training: the loss of method.md on a real step, reproducibility (same seed, same weights; a killed
+// and resumed run ends bit for bit where an uninterrupted one does), and checkpoint integrity.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+
+#include "kernels/softmax_xent.h"
+#include "model/train.h"
+#include "runtime/error.h"
+#include "synthetic.h"
+#include "tools/pipeline.h"
+
+namespace aware {
+namespace {
+
+struct TrainingRun {
+  RunConfig cfg;
+  Events events;
+  std::unique_ptr<Backend> backend = make_backend("cpu");
+
+  explicit TrainingRun(const std::filesystem::path& data, int seed = 3)
+      : cfg(parse_config(testing::synthetic_config(data, seed), "synthetic.toml")), events(load_events(cfg)) {}
+
+  std::unique_ptr<Model> model() { return make_model(*backend, cfg, events.normal_train.event_shape, events.normaliser); }
+
+  // Trains a stage with `model`, optionally stopping (as if killed) after `stop_after` epochs.
+  void stage(Model& m, const std::string& name, const std::filesystem::path& dir, bool resume, int stop_after = -1) {
+    StageOptions o;
+    o.stage = name;
+    o.epochs = name == "prior" ? cfg.train.epochs : cfg.train.aa_epochs;
+    o.checkpoint = dir / (name + ".ckpt");
+    o.resume = resume;
+    o.stop_after = stop_after;
+    o.progress = false;
+    train_stage(m, cfg, events.normal_train, name == "aa" ? &events.anomalies : nullptr, events.normal_test, o,
+                checkpoint_base(cfg, events));
+  }
+
+  // Prior then AA, uninterrupted; the final weights.
+  std::vector<float> full(const std::filesystem::path& dir) {
+    auto m = model();
+    m->set_params(initial_params(m->graph(), cfg.seed));
+    stage(*m, "prior", dir, false);
+    stage(*m, "aa", dir, false);
+    return m->params();
+  }
+};
+
+class TrainTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir = testing::fresh_dir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    testing::write_synthetic_classes(dir / "data");
+  }
+  void TearDown() override { std::filesystem::remove_all(dir); }
+  std::filesystem::path dir;
+};
+
+TEST_F(TrainTest, TheSameSeedGivesTheSameWeightsAndAnotherSeedOthers) {
+  const auto a = TrainingRun(dir / "data").full(dir / "a");
+  const auto b = TrainingRun(dir / "data").full(dir / "b");
+  const auto c = TrainingRun(dir / "data", 4).full(dir / "c");
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+}
+
+TEST_F(TrainTest, AKilledAndResumedRunEndsBitForBitAsAnUninterruptedOne) {
+  TrainingRun run(dir / "data");
+  const auto uninterrupted = run.full(dir / "full");
+  const auto killed = dir / "killed";
+  {  // killed after one prior epoch
+    auto m = run.model();
+    m->set_params(initial_params(m->graph(), run.cfg.seed));
+    run.stage(*m, "prior", killed, false, 1);
+  }
+  {  // a new process resumes the prior, starts AA and is killed after one AA epoch
+    auto m = run.model();
+    run.stage(*m, "prior", killed, true);
+    run.stage(*m, "aa", killed, false, 1);
+  }
+  auto m = run.model();  // and another resumes AA
+  run.stage(*m, "aa", killed, true);
+  EXPECT_EQ(m->params(), uninterrupted);
+  EXPECT_EQ(load_checkpoint(killed / "aa.ckpt").epochs_done, run.cfg.train.aa_epochs);
+}
+
+TEST_F(TrainTest, TheStepLossIsMethodsL1PlusLambdaL2) {
+  TrainingRun run(dir / "data");
+  run.cfg.network.layers.erase(run.cfg.network.layers.begin() + 3);  // no dropout: train = eval forward
+  auto m = run.model();
+  m->set_params(initial_params(m->graph(), 5));
+  const int B = run.cfg.train.batch, C = 2;
+  const double lambda = run.cfg.train.lambda;
+  const auto p = m->predict(run.events.normal_train.x.data(), B);
+  const auto q = m->predict(run.events.anomalies.x.data(), B);
+  double l1 = 0, l2 = 0;
+  for (int i = 0; i < B; ++i) {
+    l1 -= std::log(p[i * C + run.events.normal_train.label[i]]) / B;
+    for (int c = 0; c < C; ++c) l2 -= std::log(q[i * C + c]) / C / B;  // cross-entropy to 1/C
+  }
+  std::vector<int64_t> index(B);
+  for (int i = 0; i < B; ++i) index[i] = i;
+  m->gather(m->upload(run.events.normal_train), index.data(), B, 0);
+  m->gather(m->upload(run.events.anomalies), index.data(), B, B);
+  std::vector<int32_t> label(2 * B, kUniformTarget);
+  std::vector<float> weight(2 * B, float(lambda / B));
+  for (int i = 0; i < B; ++i) label[i] = run.events.normal_train.label[i], weight[i] = 1.0f / B;
+  const double loss = m->train_step(2 * B, label.data(), weight.data(), 1, 0, 0.01f, 0.9f, 0.0f, nullptr, 0);
+  EXPECT_NEAR(loss, l1 + lambda * l2, 1e-5 * (l1 + lambda * l2));
+}
+
+TEST_F(TrainTest, CheckpointsRoundTripAndRejectCorruption) {
+  Checkpoint c;
+  c.config = "[run]\nseed = 1\n";
+  c.stage = "aa";
+  c.epochs_done = 3;
+  c.event_shape = {25, 25};
+  c.classes = {"top", "qcd"};
+  c.params = {1.0f, -2.5f, 3.25f};
+  c.momentum = {0.0f, 0.5f, 0.25f};
+  const auto path = dir / "x.ckpt";
+  save_checkpoint(path, c);
+  const Checkpoint r = load_checkpoint(path);
+  EXPECT_EQ(r.config, c.config);
+  EXPECT_EQ(r.classes, c.classes);
+  EXPECT_EQ(r.params, c.params);
+  EXPECT_EQ(r.momentum, c.momentum);
+  EXPECT_EQ(r.epochs_done, 3);
+  for (const auto& f : std::filesystem::directory_iterator(dir))
+    EXPECT_EQ(f.path().string().find(".tmp"), std::string::npos) << "temporary file left behind";
+
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  auto expect_rejected = [&](const std::string& content, const std::string& fragment) {
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
+    try {
+      load_checkpoint(path);
+      FAIL() << "accepted a bad checkpoint: " << fragment;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(path.string()), std::string::npos);
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  };
+  std::string flipped = bytes;
+  flipped[bytes.size() / 2] ^= 1;
+  expect_rejected(flipped, "checksum");
+  expect_rejected(bytes.substr(0, bytes.size() - 9), "checksum");
+  expect_rejected("not a checkpoint at all", "not an aware checkpoint");
+}
+
+TEST_F(TrainTest, ResumingTheWrongStageIsAnError) {
+  TrainingRun run(dir / "data");
+  auto m = run.model();
+  m->set_params(initial_params(m->graph(), 1));
+  run.stage(*m, "prior", dir, false, 1);
+  std::filesystem::copy_file(dir / "prior.ckpt", dir / "aa.ckpt");
+  EXPECT_THROW(run.stage(*m, "aa", dir, true), Error);
+}
+
+}  // namespace
+}  // namespace aware
