@@ -1,6 +1,7 @@
 // Google Benchmark of the CPU kernels at the shapes of the Fig. 1 network and a training batch of
 // 200 images (100 normal + 100 anomalies). Counters: GFLOP/s and bytes/s of the arrays touched.
 #include <benchmark/benchmark.h>
+#include <cblas.h>
 #include <omp.h>
 
 #include <random>
@@ -82,6 +83,17 @@ void BM_Sgd(benchmark::State& state) {
   state.counters["bytes/s"] = benchmark::Counter(16.0 * n * state.iterations(), benchmark::Counter::kIsRate);
 }
 
+// The machine's attainable FP32 rate: a large square SGEMM (OpenBLAS), the roofline's ceiling.
+void BM_SgemmPeak(benchmark::State& state) {
+  const int n = int(state.range(0));
+  auto a = random_vector(size_t(n) * n), b = random_vector(size_t(n) * n);
+  std::vector<float> c(size_t(n) * n);
+  for (auto _ : state)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * n * n * n * state.iterations() / 1e9, benchmark::Counter::kIsRate);
+}
+
+BENCHMARK(BM_SgemmPeak)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ConvForward)->ArgsProduct({{0, 1, 2, 3}, {200}})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ConvBackward)->ArgsProduct({{0, 1, 2, 3}, {200}})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Linear)->Arg(200)->Unit(benchmark::kMillisecond)->UseRealTime();

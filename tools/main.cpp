@@ -21,6 +21,7 @@ namespace {
 struct Common {
   std::string device;
   int threads = -1;
+  int64_t seed = -1;
   bool quiet = false;
 };
 
@@ -30,11 +31,16 @@ void add_common(CLI::App* app, Common& c) {
   app->add_flag("-q,--quiet", c.quiet, "no progress output");
 }
 
+void add_seed(CLI::App* app, Common& c) {
+  app->add_option("--seed", c.seed, "seed (default: the config's)")->check(CLI::NonNegativeNumber);
+}
+
 // Command-line settings override the config's.
 RunConfig configure(const std::string& path, const Common& c) {
   RunConfig cfg = load_config(path);
   if (!c.device.empty()) cfg.device = c.device;
   if (c.threads >= 0) cfg.threads = c.threads;
+  if (c.seed >= 0) cfg.seed = uint64_t(c.seed);
   set_cpu_threads(cfg.threads);
   return cfg;
 }
@@ -166,6 +172,7 @@ int main(int argc, char** argv) {
   run->add_option("-o,--out", out, "output directory")->capture_default_str();
   run->add_flag("--resume", resume, "continue a killed run from its checkpoints in --out");
   add_common(run, common);
+  add_seed(run, common);
 
   auto* train = app.add_subcommand("train", "train one stage (prior or aa) from a config");
   std::string stage = "prior", init;
@@ -177,6 +184,7 @@ int main(int argc, char** argv) {
   train->add_option("-o,--out", out, "output directory (STAGE.ckpt, log.jsonl)")->capture_default_str();
   train->add_flag("--resume", resume, "continue from --out/STAGE.ckpt");
   add_common(train, common);
+  add_seed(train, common);
 
   auto* score = app.add_subcommand("score", "softmax scores of events with a trained model; writes OUT/NAME.npy "
                                             "of shape (N, classes) per input");

@@ -148,7 +148,7 @@ json run_pipeline(const RunConfig& cfg, const RunOptions& options) {
   const Checkpoint base = checkpoint_base(cfg, events);
   model->set_params(initial_params(model->graph(), cfg.seed));
 
-  json summary = {{"config", cfg.text}, {"device", backend->name()}, {"stages", json::object()}};
+  json summary = {{"config", cfg.text}, {"seed", cfg.seed}, {"device", backend->name()}, {"stages", json::object()}};
   const bool aa = !cfg.data.aware.empty() && cfg.train.aa_epochs > 0;
   for (const std::string stage : {"prior", "aa"}) {
     if (stage == "aa" && !aa) break;
