@@ -1,12 +1,17 @@
-// CPU twin of the fused conv kernel. A group of images is unfolded (im2col) side by side into one
-// matrix col[patch][group * plane], so that each convolution is one wide GEMM (OpenBLAS, on the
-// calling thread): out[out_c][group * plane] = W[out_c][patch] * col. Bias, ReLU and pooling are
-// applied while scattering that result back to NCHW.
+// CPU twin of the fused conv kernel.
+// Forward: a direct 3x3 convolution of the zero-padded image (conv3x3_direct.h), with bias and ReLU
+// applied as the register tiles are stored, then the 2x2 max pool.
+// Backward: the pre-activation gradient (routed through the pool to the first maximum, masked by the
+// ReLU); the weight gradient as one GEMM (OpenBLAS, on the calling thread) against the unfolded input
+// (im2col) of a group of images; the input gradient as the direct convolution of the padded
+// pre-activation gradient with the flipped, transposed weights.
 //
 // Determinism: images are split into a fixed number of contiguous slots (a function of the batch,
 // not of the threads), each accumulating its own weight-gradient partial sum; the partial sums are
 // added in slot order, so the gradients are the same bit for bit with any number of threads.
 #include "kernels/conv_relu_pool.h"
+
+#include "kernels/cpu/conv3x3_direct.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -52,28 +57,6 @@ void im2col(const ConvShape& s, const float* x, int g, float* col) {
       }
 }
 
-// The adjoint of im2col: dx[j][c][iy][ix] = sum of the col entries that read it.
-void col2im(const ConvShape& s, const float* col, int g, float* dx) {
-  const int oh = s.conv_h(), ow = s.conv_w(), ld = g * oh * ow;
-  std::memset(dx, 0, sizeof(float) * s.in_size() * g);
-  for (int c = 0; c < s.in_c; ++c)
-    for (int ky = 0; ky < 3; ++ky)
-      for (int kx = 0; kx < 3; ++kx) {
-        const float* row = col + size_t((c * 3 + ky) * 3 + kx) * ld;
-        const int ox_lo = std::max(0, s.pad - kx), ox_hi = std::min(ow, s.in_w + s.pad - kx);
-        for (int j = 0; j < g; ++j) {
-          float* image = dx + size_t(j) * s.in_size() + size_t(c) * s.in_h * s.in_w;
-          for (int oy = 0; oy < oh; ++oy) {
-            const int iy = oy + ky - s.pad;
-            if (iy < 0 || iy >= s.in_h) continue;
-            const float* in = row + size_t(j) * oh * ow + oy * ow;
-            float* out = image + iy * s.in_w + kx - s.pad;
-            for (int ox = ox_lo; ox < ox_hi; ++ox) out[ox] += in[ox];
-          }
-        }
-      }
-}
-
 // Index (within one channel plane) of the first maximum of the 2x2 window at pooled (py, px).
 inline int pool_argmax(const float* plane, int w, int py, int px) {
   int best = 2 * py * w + 2 * px;
@@ -82,58 +65,64 @@ inline int pool_argmax(const float* plane, int w, int py, int px) {
   return best;
 }
 
+// Padded-plane widths of the direct convolutions: forward (reads the input), backward (reads the
+// pre-activation gradient, writes the input gradient).
+int forward_ld(const ConvShape& s) { return direct::padded_row(s.conv_w()); }
+int backward_ld(const ConvShape& s) { return direct::padded_row(s.in_w); }
+size_t pad_floats(const ConvShape& s) {
+  return std::max(size_t(s.in_c) * (s.conv_h() + 2) * forward_ld(s), size_t(s.out_c) * (s.in_h + 2) * backward_ld(s));
+}
+
+// Workspace: the packed weights (shared), then per thread an im2col buffer, a GEMM-layout matrix and
+// a padded-plane buffer, then per slot a weight-gradient partial sum.
 struct Scratch {
-  float* col;  // [patch][group * plane]
-  float* mat;  // [out_c][group * plane]: GEMM output (forward) or pre-activation gradient (backward)
+  float* col;     // [patch][group * plane]
+  float* mat;     // [out_c][group * plane]: the pre-activation gradient, as the GEMM wants it
+  float* padded;  // zero-padded planes for the direct convolution
 };
 
+size_t packed_floats(const ConvShape& s) {
+  return direct::packed_size(s.out_c, s.in_c) + direct::packed_size(s.in_c, s.out_c);
+}
+size_t thread_floats(const ConvShape& s) {
+  return size_t(group_size(s)) * plane(s) * (s.patch() + s.out_c) + pad_floats(s);
+}
+
 Scratch thread_scratch(const ConvShape& s, float* workspace) {
+  float* base = workspace + packed_floats(s) + size_t(omp_get_thread_num()) * thread_floats(s);
   const size_t g = size_t(group_size(s)) * plane(s);
-  float* base = workspace + size_t(omp_get_thread_num()) * g * (s.patch() + s.out_c);
-  return {base, base + g * s.patch()};
+  return {base, base + g * s.patch(), base + g * (s.patch() + s.out_c)};
 }
 
 }  // namespace
 
 size_t conv_relu_pool_workspace(const ConvShape& s, int threads) {
-  const size_t g = size_t(group_size(s)) * plane(s);
-  return size_t(std::max(threads, 1)) * g * (s.patch() + s.out_c) +
+  return packed_floats(s) + size_t(std::max(threads, 1)) * thread_floats(s) +
          size_t(slot_count(s.batch)) * (s.weight_size() + s.out_c);
 }
 
 void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, const float* b,
                             float* act, float* y, float* workspace, int threads) {
-  const int P = plane(s), G = group_size(s);
-  const int groups = (s.batch + G - 1) / G;
+  float* packed = workspace;
+  direct::pack_weights(w, s.out_c, s.in_c, false, packed);
+  const int P = plane(s), ld = forward_ld(s);
 #pragma omp parallel for schedule(static) num_threads(threads)
-  for (int group = 0; group < groups; ++group) {
+  for (int n = 0; n < s.batch; ++n) {
     const Scratch t = thread_scratch(s, workspace);
-    const int n0 = group * G, g = std::min(G, s.batch - n0), ld = g * P;
-    im2col(s, x + size_t(n0) * s.in_size(), g, t.col);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s.out_c, ld, s.patch(), 1.0f, w,
-                s.patch(), t.col, ld, 0.0f, t.mat, ld);
-    for (int j = 0; j < g; ++j) {
-      float* a = act + size_t(n0 + j) * s.act_size();
-      for (int c = 0; c < s.out_c; ++c) {
-        const float* m = t.mat + size_t(c) * ld + size_t(j) * P;
-        float* ac = a + size_t(c) * P;
-        const float bias = b[c];
-        if (s.relu)
-          for (int i = 0; i < P; ++i) ac[i] = std::max(m[i] + bias, 0.0f);
-        else
-          for (int i = 0; i < P; ++i) ac[i] = m[i] + bias;
-      }
-      if (!s.pool) {
-        if (y != act) std::memcpy(y + size_t(n0 + j) * s.out_size(), a, s.act_size() * sizeof(float));
-        continue;
-      }
-      const int oh = s.out_h(), ow = s.out_w(), cw = s.conv_w();
-      for (int c = 0; c < s.out_c; ++c) {
-        const float* ac = a + size_t(c) * P;
-        float* yc = y + size_t(n0 + j) * s.out_size() + size_t(c) * oh * ow;
-        for (int py = 0; py < oh; ++py)
-          for (int px = 0; px < ow; ++px) yc[py * ow + px] = ac[pool_argmax(ac, cw, py, px)];
-      }
+    direct::pad_planes(x + size_t(n) * s.in_size(), s.in_c, s.in_h, s.in_w, size_t(s.in_h) * s.in_w, s.pad, ld,
+                       t.padded);
+    float* a = act + size_t(n) * s.act_size();
+    direct::conv_any(t.padded, s.in_c, ld, packed, s.out_c, s.conv_h(), s.conv_w(), b, s.relu, a);
+    if (!s.pool) {
+      if (y != act) std::memcpy(y + size_t(n) * s.out_size(), a, s.act_size() * sizeof(float));
+      continue;
+    }
+    const int oh = s.out_h(), ow = s.out_w(), cw = s.conv_w();
+    for (int c = 0; c < s.out_c; ++c) {
+      const float* ac = a + size_t(c) * P;
+      float* yc = y + size_t(n) * s.out_size() + size_t(c) * oh * ow;
+      for (int py = 0; py < oh; ++py)
+        for (int px = 0; px < ow; ++px) yc[py * ow + px] = ac[pool_argmax(ac, cw, py, px)];
     }
   }
 }
@@ -143,7 +132,9 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
                              int threads) {
   const int slots = slot_count(s.batch), P = plane(s), G = group_size(s);
   const size_t partial_size = s.weight_size() + s.out_c;
-  float* partials = workspace + size_t(std::max(threads, 1)) * size_t(G) * P * (s.patch() + s.out_c);
+  float* flipped = workspace + direct::packed_size(s.out_c, s.in_c);
+  if (dx) direct::pack_weights(w, s.out_c, s.in_c, true, flipped);
+  float* partials = workspace + packed_floats(s) + size_t(std::max(threads, 1)) * thread_floats(s);
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (int slot = 0; slot < slots; ++slot) {
     const Scratch t = thread_scratch(s, workspace);
@@ -185,10 +176,14 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s.out_c, s.patch(), ld, 1.0f, t.mat, ld,
                   t.col, ld, 1.0f, dw_part, s.patch());
       if (dx) {
-        // dcol[patch][ld] = W^T[patch][out_c] * dact[out_c][ld], then folded back onto the images.
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s.patch(), ld, s.out_c, 1.0f, w,
-                    s.patch(), t.mat, ld, 0.0f, t.col, ld);
-        col2im(s, t.col, g, dx + size_t(n0) * s.in_size());
+        // dx = the pre-activation gradient, padded by 2 - pad, convolved with the flipped weights.
+        const int bld = backward_ld(s);
+        for (int j = 0; j < g; ++j) {
+          direct::pad_planes(t.mat + size_t(j) * P, s.out_c, s.conv_h(), s.conv_w(), size_t(ld), 2 - s.pad, bld,
+                             t.padded);
+          direct::conv_any(t.padded, s.out_c, bld, flipped, s.in_c, s.in_h, s.in_w, nullptr, false,
+                           dx + size_t(n0 + j) * s.in_size());
+        }
       }
     }
   }
