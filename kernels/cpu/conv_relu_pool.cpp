@@ -65,12 +65,16 @@ inline int pool_argmax(const float* plane, int w, int py, int px) {
   return best;
 }
 
-// Padded-plane widths of the direct convolutions: forward (reads the input), backward (reads the
-// pre-activation gradient, writes the input gradient).
-int forward_ld(const ConvShape& s) { return direct::padded_row(s.conv_w()); }
-int backward_ld(const ConvShape& s) { return direct::padded_row(s.in_w); }
+// Padded-plane row lengths of the direct convolutions: the forward pass reads the input padded by
+// `pad`; the input gradient reads the pre-activation gradient padded by 2 - pad.
+int forward_ld(const ConvShape& s) { return s.conv_w() + 2; }
+int backward_ld(const ConvShape& s) { return s.in_w + 2; }
 size_t pad_floats(const ConvShape& s) {
-  return std::max(size_t(s.in_c) * (s.conv_h() + 2) * forward_ld(s), size_t(s.out_c) * (s.in_h + 2) * backward_ld(s));
+  return std::max(direct::padded_size(s.in_c, s.conv_h() + 2, forward_ld(s)),
+                  direct::padded_size(s.out_c, s.in_h + 2, backward_ld(s)));
+}
+size_t wide_floats(const ConvShape& s) {
+  return std::max(direct::wide_size(s.out_c, s.conv_h(), forward_ld(s)), direct::wide_size(s.in_c, s.in_h, backward_ld(s)));
 }
 
 // Workspace: the packed weights (shared), then per thread an im2col buffer, a GEMM-layout matrix and
@@ -79,19 +83,21 @@ struct Scratch {
   float* col;     // [patch][group * plane]
   float* mat;     // [out_c][group * plane]: the pre-activation gradient, as the GEMM wants it
   float* padded;  // zero-padded planes for the direct convolution
+  float* wide;    // its output before the extra columns are dropped
 };
 
 size_t packed_floats(const ConvShape& s) {
   return direct::packed_size(s.out_c, s.in_c) + direct::packed_size(s.in_c, s.out_c);
 }
 size_t thread_floats(const ConvShape& s) {
-  return size_t(group_size(s)) * plane(s) * (s.patch() + s.out_c) + pad_floats(s);
+  return size_t(group_size(s)) * plane(s) * (s.patch() + s.out_c) + pad_floats(s) + wide_floats(s);
 }
 
 Scratch thread_scratch(const ConvShape& s, float* workspace) {
   float* base = workspace + packed_floats(s) + size_t(omp_get_thread_num()) * thread_floats(s);
   const size_t g = size_t(group_size(s)) * plane(s);
-  return {base, base + g * s.patch(), base + g * (s.patch() + s.out_c)};
+  float* padded = base + g * (s.patch() + s.out_c);
+  return {base, base + g * s.patch(), padded, padded + pad_floats(s)};
 }
 
 }  // namespace
@@ -112,7 +118,7 @@ void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, 
     direct::pad_planes(x + size_t(n) * s.in_size(), s.in_c, s.in_h, s.in_w, size_t(s.in_h) * s.in_w, s.pad, ld,
                        t.padded);
     float* a = act + size_t(n) * s.act_size();
-    direct::conv_any(t.padded, s.in_c, ld, packed, s.out_c, s.conv_h(), s.conv_w(), b, s.relu, a);
+    direct::conv(t.padded, s.in_c, ld, packed, s.out_c, s.conv_h(), b, s.relu, a, t.wide);
     if (!s.pool) {
       if (y != act) std::memcpy(y + size_t(n) * s.out_size(), a, s.act_size() * sizeof(float));
       continue;
@@ -181,8 +187,8 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
         for (int j = 0; j < g; ++j) {
           direct::pad_planes(t.mat + size_t(j) * P, s.out_c, s.conv_h(), s.conv_w(), size_t(ld), 2 - s.pad, bld,
                              t.padded);
-          direct::conv_any(t.padded, s.out_c, bld, flipped, s.in_c, s.in_h, s.in_w, nullptr, false,
-                           dx + size_t(n0 + j) * s.in_size());
+          direct::conv(t.padded, s.out_c, bld, flipped, s.in_c, s.in_h, nullptr, false,
+                       dx + size_t(n0 + j) * s.in_size(), t.wide);
         }
       }
     }
