@@ -130,4 +130,47 @@ inline void conv(const float* in, int C, int ld, const float* packed, int O, int
   }
 }
 
+constexpr int kGradBlock = 3;  // output channels per weight-gradient register block (27 accumulators)
+
+// Floats of one plane of the pre-activation gradient in the wide layout that weight_grad() reads.
+inline size_t grad_plane(int OH, int ld) { return size_t(round_up(OH * ld, kLanes)); }
+
+// dw[o][c][ky * 3 + kx] += sum_{p < OH * ld} g[o][p] in[c][p + ky * ld + kx]: the weight gradient over
+// the same flat padded planes as conv(). g: O planes of grad_plane(OH, ld) floats, row length ld,
+// the 2 extra columns of each row and the tail zero. Accumulators: kGradBlock channels x 9 taps.
+// dw holds one vector of lane partial sums per weight: the horizontal sums are left to the caller,
+// once per batch slot rather than once per image (they cost as much as the small layers' products).
+inline void weight_grad(const float* in, int C, int ld, const float* g, int O, int OH, vec* dw) {
+  const int L = OH * ld;
+  const size_t plane = size_t(OH + 2) * ld, g_plane = grad_plane(OH, ld);
+  for (int c = 0; c < C; ++c)
+    for (int o0 = 0; o0 < O; o0 += kGradBlock) {
+      const int outs = std::min(kGradBlock, O - o0);
+      vec acc[kGradBlock][9] = {};
+      for (int p0 = 0; p0 < L; p0 += kLanes) {
+        vec gv[kGradBlock];
+#pragma GCC unroll 3
+        for (int r = 0; r < kGradBlock; ++r) gv[r] = r < outs ? load(g + (o0 + r) * g_plane + p0) : vec{};
+        const float* base = in + c * plane + p0;
+#pragma GCC unroll 9
+        for (int k = 0; k < 9; ++k) {
+          const vec xv = load(base + (k / 3) * ld + k % 3);
+#pragma GCC unroll 3
+          for (int r = 0; r < kGradBlock; ++r) acc[r][k] += gv[r] * xv;
+        }
+      }
+      for (int r = 0; r < outs; ++r)
+        for (int k = 0; k < 9; ++k) dw[(size_t(o0 + r) * C + c) * 9 + k] += acc[r][k];
+    }
+}
+
+// The sum of a vector's lanes, in lane order.
+inline float lane_sum(const vec& v) {
+  float lanes[kLanes];
+  std::memcpy(lanes, &v, sizeof lanes);
+  float sum = 0.0f;
+  for (float l : lanes) sum += l;
+  return sum;
+}
+
 }  // namespace aware::cpu::direct

@@ -1,61 +1,32 @@
-// CPU twin of the fused conv kernel.
-// Forward: a direct 3x3 convolution of the zero-padded image (conv3x3_direct.h), with bias and ReLU
-// applied as the register tiles are stored, then the 2x2 max pool.
-// Backward: the pre-activation gradient (routed through the pool to the first maximum, masked by the
-// ReLU); the weight gradient as one GEMM (OpenBLAS, on the calling thread) against the unfolded input
-// (im2col) of a group of images; the input gradient as the direct convolution of the padded
-// pre-activation gradient with the flipped, transposed weights.
-//
-// Determinism: images are split into a fixed number of contiguous slots (a function of the batch,
-// not of the threads), each accumulating its own weight-gradient partial sum; the partial sums are
-// added in slot order, so the gradients are the same bit for bit with any number of threads.
+// CPU twin of the fused conv kernel, built on the direct 3x3 convolution of conv3x3_direct.h (no
+// im2col buffer, no GEMM library):
+// forward:  pad the image, convolve (bias and ReLU applied as the outputs are stored), then the
+//           2x2 max pool;
+// backward: route the output gradient through the pool (to the first maximum) and the ReLU into the
+//           pre-activation gradient g; then db += sum g, dW += g (x) x (weight_grad), and
+//           dx = g padded by 2 - pad, convolved with the flipped, transposed weights.
+// OpenMP over images. Determinism: images are split into a fixed number of contiguous slots (a
+// function of the batch, not of the threads), each accumulating its own weight-gradient partial
+// sum; the partial sums are added in slot order, so the gradients are the same bit for bit with
+// any number of threads.
 #include "kernels/conv_relu_pool.h"
 
-#include "kernels/cpu/conv3x3_direct.h"
-
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
+
+#include "kernels/cpu/conv3x3_direct.h"
 
 namespace aware::cpu {
 namespace {
 
-constexpr int kSlots = 16;        // weight-gradient partial sums
-constexpr size_t kGroupFloats = 1 << 17;  // im2col group of about 512 KiB (measured best: bench_kernels)
+constexpr int kSlots = 16;  // weight-gradient partial sums
 
 int slot_count(int batch) { return std::max(1, std::min(batch, kSlots)); }
 int slot_begin(int slot, int slots, int batch) { return int(int64_t(slot) * batch / slots); }
 int plane(const ConvShape& s) { return s.conv_h() * s.conv_w(); }
-int group_size(const ConvShape& s) {
-  return int(std::max<size_t>(1, kGroupFloats / (size_t(s.patch()) * plane(s))));
-}
-
-// Unfolds images x[0, g) into col[(c*9 + ky*3 + kx)][j*plane + oy*conv_w + ox] (zero padding).
-void im2col(const ConvShape& s, const float* x, int g, float* col) {
-  const int oh = s.conv_h(), ow = s.conv_w(), ld = g * oh * ow;
-  for (int c = 0; c < s.in_c; ++c)
-    for (int ky = 0; ky < 3; ++ky)
-      for (int kx = 0; kx < 3; ++kx) {
-        float* row = col + size_t((c * 3 + ky) * 3 + kx) * ld;
-        const int ox_lo = std::max(0, s.pad - kx), ox_hi = std::min(ow, s.in_w + s.pad - kx);
-        for (int j = 0; j < g; ++j) {
-          const float* image = x + size_t(j) * s.in_size() + size_t(c) * s.in_h * s.in_w;
-          for (int oy = 0; oy < oh; ++oy) {
-            float* out = row + size_t(j) * oh * ow + oy * ow;
-            const int iy = oy + ky - s.pad;
-            if (iy < 0 || iy >= s.in_h) {
-              std::fill(out, out + ow, 0.0f);
-              continue;
-            }
-            std::fill(out, out + ox_lo, 0.0f);
-            std::memcpy(out + ox_lo, image + iy * s.in_w + ox_lo + kx - s.pad, sizeof(float) * (ox_hi - ox_lo));
-            std::fill(out + ox_hi, out + ow, 0.0f);
-          }
-        }
-      }
-}
 
 // Index (within one channel plane) of the first maximum of the 2x2 window at pooled (py, px).
 inline int pool_argmax(const float* plane, int w, int py, int px) {
@@ -65,60 +36,77 @@ inline int pool_argmax(const float* plane, int w, int py, int px) {
   return best;
 }
 
-// Padded-plane row lengths of the direct convolutions: the forward pass reads the input padded by
-// `pad`; the input gradient reads the pre-activation gradient padded by 2 - pad.
-int forward_ld(const ConvShape& s) { return s.conv_w() + 2; }
-int backward_ld(const ConvShape& s) { return s.in_w + 2; }
-size_t pad_floats(const ConvShape& s) {
-  return std::max(direct::padded_size(s.in_c, s.conv_h() + 2, forward_ld(s)),
-                  direct::padded_size(s.out_c, s.in_h + 2, backward_ld(s)));
-}
-size_t wide_floats(const ConvShape& s) {
-  return std::max(direct::wide_size(s.out_c, s.conv_h(), forward_ld(s)), direct::wide_size(s.in_c, s.in_h, backward_ld(s)));
-}
+// Row lengths of the flat padded planes: the input padded by `pad` (read by the forward pass and
+// the weight gradient), and the pre-activation gradient padded by 2 - pad (read by the input
+// gradient).
+int input_ld(const ConvShape& s) { return s.conv_w() + 2; }
+int grad_ld(const ConvShape& s) { return s.in_w + 2; }
 
-// Workspace: the packed weights (shared), then per thread an im2col buffer, a GEMM-layout matrix and
-// a padded-plane buffer, then per slot a weight-gradient partial sum.
+// Per-thread scratch, in this order after the shared packed weights.
 struct Scratch {
-  float* col;     // [patch][group * plane]
-  float* mat;     // [out_c][group * plane]: the pre-activation gradient, as the GEMM wants it
-  float* padded;  // zero-padded planes for the direct convolution
-  float* wide;    // its output before the extra columns are dropped
+  float* input;   // padded input planes
+  float* g;       // pre-activation gradient [out_c][conv_h][conv_w]
+  float* g_wide;  // the same in the wide layout of weight_grad()
+  float* g_pad;   // the same, padded for the input gradient
+  float* wide;    // output of conv() before the extra columns are dropped
+};
+
+struct Sizes {
+  size_t input, g, g_wide, g_pad, wide;
+  explicit Sizes(const ConvShape& s)
+      : input(direct::padded_size(s.in_c, s.conv_h() + 2, input_ld(s))),
+        g(s.act_size()),
+        g_wide(size_t(s.out_c) * direct::grad_plane(s.conv_h(), input_ld(s))),
+        g_pad(direct::padded_size(s.out_c, s.in_h + 2, grad_ld(s))),
+        wide(std::max(direct::wide_size(s.out_c, s.conv_h(), input_ld(s)), direct::wide_size(s.in_c, s.in_h, grad_ld(s)))) {}
+  size_t thread() const { return input + g + g_wide + g_pad + wide; }
 };
 
 size_t packed_floats(const ConvShape& s) {
   return direct::packed_size(s.out_c, s.in_c) + direct::packed_size(s.in_c, s.out_c);
 }
-size_t thread_floats(const ConvShape& s) {
-  return size_t(group_size(s)) * plane(s) * (s.patch() + s.out_c) + pad_floats(s) + wide_floats(s);
-}
 
 Scratch thread_scratch(const ConvShape& s, float* workspace) {
-  float* base = workspace + packed_floats(s) + size_t(omp_get_thread_num()) * thread_floats(s);
-  const size_t g = size_t(group_size(s)) * plane(s);
-  float* padded = base + g * (s.patch() + s.out_c);
-  return {base, base + g * s.patch(), padded, padded + pad_floats(s)};
+  const Sizes z(s);
+  float* p = workspace + packed_floats(s) + size_t(omp_get_thread_num()) * z.thread();
+  Scratch t;
+  t.input = p;
+  t.g = t.input + z.input;
+  t.g_wide = t.g + z.g;
+  t.g_pad = t.g_wide + z.g_wide;
+  t.wide = t.g_pad + z.g_pad;
+  return t;
+}
+
+void pad_input(const ConvShape& s, const float* x, float* out) {
+  direct::pad_planes(x, s.in_c, s.in_h, s.in_w, size_t(s.in_h) * s.in_w, s.pad, input_ld(s), out);
 }
 
 }  // namespace
 
+// Per slot: the weight gradient as lane partial sums (a vector per weight), then the bias gradient;
+// whole vectors, so that every slot's partial sums stay aligned.
+size_t partial_floats(const ConvShape& s) {
+  return size_t(direct::round_up(int(s.weight_size() * direct::kLanes + s.out_c), direct::kLanes));
+}
+
 size_t conv_relu_pool_workspace(const ConvShape& s, int threads) {
-  return packed_floats(s) + size_t(std::max(threads, 1)) * thread_floats(s) +
-         size_t(slot_count(s.batch)) * (s.weight_size() + s.out_c);
+  // + kLanes: room to align the partial sums to whole vectors.
+  return packed_floats(s) + size_t(std::max(threads, 1)) * Sizes(s).thread() +
+         size_t(slot_count(s.batch)) * partial_floats(s) + direct::kLanes;
 }
 
 void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, const float* b,
                             float* act, float* y, float* workspace, int threads) {
   float* packed = workspace;
   direct::pack_weights(w, s.out_c, s.in_c, false, packed);
-  const int P = plane(s), ld = forward_ld(s);
+  const int P = plane(s);
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (int n = 0; n < s.batch; ++n) {
     const Scratch t = thread_scratch(s, workspace);
-    direct::pad_planes(x + size_t(n) * s.in_size(), s.in_c, s.in_h, s.in_w, size_t(s.in_h) * s.in_w, s.pad, ld,
-                       t.padded);
+    pad_input(s, x + size_t(n) * s.in_size(), t.input);
     float* a = act + size_t(n) * s.act_size();
-    direct::conv(t.padded, s.in_c, ld, packed, s.out_c, s.conv_h(), b, s.relu, a, t.wide);
+    direct::conv(t.input, s.in_c, input_ld(s), packed, s.out_c, s.conv_h(), b, s.relu, a, t.wide);
     if (!s.pool) {
       if (y != act) std::memcpy(y + size_t(n) * s.out_size(), a, s.act_size() * sizeof(float));
       continue;
@@ -136,60 +124,50 @@ void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, 
 void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w, const float* act,
                              const float* dy, float* dx, float* dw, float* db, float* workspace,
                              int threads) {
-  const int slots = slot_count(s.batch), P = plane(s), G = group_size(s);
-  const size_t partial_size = s.weight_size() + s.out_c;
+  const int slots = slot_count(s.batch), P = plane(s), ld = input_ld(s), cw = s.conv_w();
+  const size_t partial_size = partial_floats(s), g_plane = direct::grad_plane(s.conv_h(), ld);
   float* flipped = workspace + direct::packed_size(s.out_c, s.in_c);
   if (dx) direct::pack_weights(w, s.out_c, s.in_c, true, flipped);
-  float* partials = workspace + packed_floats(s) + size_t(std::max(threads, 1)) * thread_floats(s);
+  float* partials = workspace + packed_floats(s) + size_t(std::max(threads, 1)) * Sizes(s).thread();
+  partials += (direct::kLanes - (uintptr_t(partials) / sizeof(float)) % direct::kLanes) % direct::kLanes;
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (int slot = 0; slot < slots; ++slot) {
     const Scratch t = thread_scratch(s, workspace);
     float* dw_part = partials + slot * partial_size;
-    float* db_part = dw_part + s.weight_size();
+    float* db_part = dw_part + s.weight_size() * direct::kLanes;
     std::memset(dw_part, 0, partial_size * sizeof(float));
-    const int end = slot_begin(slot + 1, slots, s.batch);
-    for (int n0 = slot_begin(slot, slots, s.batch); n0 < end; n0 += G) {
-      const int g = std::min(G, end - n0), ld = g * P;
-      // Gradient of the pre-activation, side by side as the GEMM wants it: through the pool (to
-      // the first maximum), then the ReLU.
-      for (int j = 0; j < g; ++j) {
-        const float* a = act + size_t(n0 + j) * s.act_size();
-        const float* gy = dy + size_t(n0 + j) * s.out_size();
-        for (int c = 0; c < s.out_c; ++c) {
-          const float* ac = a + size_t(c) * P;
-          float* dc = t.mat + size_t(c) * ld + size_t(j) * P;
-          if (s.pool) {
-            std::fill(dc, dc + P, 0.0f);
-            const int oh = s.out_h(), ow = s.out_w(), cw = s.conv_w();
-            const float* gc = gy + size_t(c) * oh * ow;
-            for (int py = 0; py < oh; ++py)
-              for (int px = 0; px < ow; ++px) dc[pool_argmax(ac, cw, py, px)] = gc[py * ow + px];
-          } else {
-            std::memcpy(dc, gy + size_t(c) * P, sizeof(float) * P);
-          }
-          if (s.relu)
-            for (int i = 0; i < P; ++i) dc[i] = ac[i] > 0.0f ? dc[i] : 0.0f;
-        }
-      }
+    for (int n = slot_begin(slot, slots, s.batch); n < slot_begin(slot + 1, slots, s.batch); ++n) {
+      const float* a = act + size_t(n) * s.act_size();
+      const float* gy = dy + size_t(n) * s.out_size();
+      // The pre-activation gradient: through the pool (to the first maximum), then the ReLU; also
+      // written out in the wide layout (rows of ld, the extra columns zero) for weight_grad().
       for (int c = 0; c < s.out_c; ++c) {
-        const float* dc = t.mat + size_t(c) * ld;
-        float sum = 0.0f;
-        for (int i = 0; i < ld; ++i) sum += dc[i];
-        db_part[c] += sum;
-      }
-      im2col(s, x + size_t(n0) * s.in_size(), g, t.col);
-      // dW[out_c][patch] += dact[out_c][ld] * col[patch][ld]^T
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s.out_c, s.patch(), ld, 1.0f, t.mat, ld,
-                  t.col, ld, 1.0f, dw_part, s.patch());
-      if (dx) {
-        // dx = the pre-activation gradient, padded by 2 - pad, convolved with the flipped weights.
-        const int bld = backward_ld(s);
-        for (int j = 0; j < g; ++j) {
-          direct::pad_planes(t.mat + size_t(j) * P, s.out_c, s.conv_h(), s.conv_w(), size_t(ld), 2 - s.pad, bld,
-                             t.padded);
-          direct::conv(t.padded, s.out_c, bld, flipped, s.in_c, s.in_h, nullptr, false,
-                       dx + size_t(n0 + j) * s.in_size(), t.wide);
+        const float* ac = a + size_t(c) * P;
+        float* gc = t.g + size_t(c) * P;
+        if (s.pool) {
+          std::fill(gc, gc + P, 0.0f);
+          const int oh = s.out_h(), ow = s.out_w();
+          const float* yc = gy + size_t(c) * oh * ow;
+          for (int py = 0; py < oh; ++py)
+            for (int px = 0; px < ow; ++px) gc[pool_argmax(ac, cw, py, px)] = yc[py * ow + px];
+        } else {
+          std::memcpy(gc, gy + size_t(c) * P, sizeof(float) * P);
         }
+        if (s.relu)
+          for (int i = 0; i < P; ++i) gc[i] = ac[i] > 0.0f ? gc[i] : 0.0f;
+        float sum = 0.0f;
+        for (int i = 0; i < P; ++i) sum += gc[i];
+        db_part[c] += sum;
+        float* wide = t.g_wide + c * g_plane;
+        std::fill(wide, wide + g_plane, 0.0f);
+        for (int oy = 0; oy < s.conv_h(); ++oy) std::memcpy(wide + oy * ld, gc + oy * cw, sizeof(float) * cw);
+      }
+      pad_input(s, x + size_t(n) * s.in_size(), t.input);
+      direct::weight_grad(t.input, s.in_c, ld, t.g_wide, s.out_c, s.conv_h(), reinterpret_cast<direct::vec*>(dw_part));
+      if (dx) {
+        direct::pad_planes(t.g, s.out_c, s.conv_h(), cw, size_t(P), 2 - s.pad, grad_ld(s), t.g_pad);
+        direct::conv(t.g_pad, s.out_c, grad_ld(s), flipped, s.in_c, s.in_h, nullptr, false,
+                     dx + size_t(n) * s.in_size(), t.wide);
       }
     }
   }
@@ -198,8 +176,9 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
   std::memset(db, 0, s.out_c * sizeof(float));
   for (int slot = 0; slot < slots; ++slot) {
     const float* dw_part = partials + slot * partial_size;
-    for (size_t i = 0; i < s.weight_size(); ++i) dw[i] += dw_part[i];
-    for (int c = 0; c < s.out_c; ++c) db[c] += dw_part[s.weight_size() + c];
+    const auto* lanes = reinterpret_cast<const direct::vec*>(dw_part);
+    for (size_t i = 0; i < s.weight_size(); ++i) dw[i] += direct::lane_sum(lanes[i]);
+    for (int c = 0; c < s.out_c; ++c) db[c] += dw_part[s.weight_size() * direct::kLanes + c];
   }
 }
 
