@@ -106,6 +106,7 @@ RunConfig parse_config(const std::string& text, const std::string& name,
   data.get("normalisation", d.normalisation);
   data.get("scale", d.scale);
   data.finish();
+  check(!d.dir.empty(), data.where("dir") + " is required: the directory of the class files");
   if (d.dir.is_relative()) d.dir = base / d.dir;
   check(d.normal.size() >= 2, data.where("normal") + " needs at least two classes");
   check(d.n_test >= 0 && d.n_train > 0 && d.n_aware >= 0, name + ": [data] sizes must be positive");
@@ -119,6 +120,8 @@ RunConfig parse_config(const std::string& text, const std::string& name,
       const std::string k(key.str());
       check(k == "layers" || k == "preset", name + ": unknown key '" + k + "' in [network]");
     }
+    check(!(*net)["preset"] || (*net)["preset"].is_string(), name + ": network.preset must be a string");
+    check(!((*net)["preset"] && (*net)["layers"]), name + ": [network] takes preset or layers, not both");
     if (auto preset = (*net)["preset"].value<std::string>()) {
       check(*preset == "paper-cnn" || *preset == "paper-mlp",
             name + ": network.preset must be paper-cnn or paper-mlp");

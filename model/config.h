@@ -13,7 +13,7 @@
 namespace aware {
 
 struct DataConfig {
-  std::filesystem::path dir = "data/jets";  // CLASS.npy or CLASS.npy.gz per class
+  std::filesystem::path dir;  // CLASS.npy or CLASS.npy.gz per class (required)
   std::vector<std::string> normal{"top", "qcd"};
   std::vector<std::string> aware{"w", "r2", "r3", "r4"};
   std::vector<std::string> unseen{"eft"};

@@ -106,7 +106,7 @@ class DropoutNode final : public Node {
   void forward(Graph& g, const Pass& pass) override {
     const size_t n = size_t(pass.batch) * in_size;
     if (pass.train && rate_ > 0.0f)
-      g.backend().dropout_forward(n, rate_, pass.seed, stream(pass), g.ptr(in), g.ptr(out));
+      g.backend().dropout(n, rate_, pass.seed, stream(pass), g.ptr(in), g.ptr(out));
     else
       g.backend().copy(g.ptr(out), g.ptr(in), n * sizeof(float));
   }
@@ -114,7 +114,7 @@ class DropoutNode final : public Node {
     if (first) return;
     const size_t n = size_t(pass.batch) * in_size;
     if (pass.train && rate_ > 0.0f)
-      g.backend().dropout_backward(n, rate_, pass.seed, stream(pass), g.ptr(out_grad), g.ptr(in_grad));
+      g.backend().dropout(n, rate_, pass.seed, stream(pass), g.ptr(out_grad), g.ptr(in_grad));
     else
       g.backend().copy(g.ptr(in_grad), g.ptr(out_grad), n * sizeof(float));
   }

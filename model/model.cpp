@@ -63,6 +63,7 @@ std::vector<float> Model::momentum() const {
 }
 
 DeviceEvents Model::upload(const EventSet& set) {
+  if (auto it = uploaded_.find(&set); it != uploaded_.end()) return it->second;
   const std::vector<float> scales = normaliser_.row_scales(set.x.data(), set.rows(), set.row_size);
   float* x = static_cast<float*>(backend_.allocate(set.x.size() * sizeof(float)));
   float* s = static_cast<float*>(backend_.allocate(scales.size() * sizeof(float)));
@@ -70,7 +71,7 @@ DeviceEvents Model::upload(const EventSet& set) {
   uploads_.push_back(s);
   backend_.to_device(x, set.x.data(), set.x.size() * sizeof(float));
   backend_.to_device(s, scales.data(), scales.size() * sizeof(float));
-  return {x, s, set.rows()};
+  return uploaded_[&set] = DeviceEvents{x, s, set.rows()};
 }
 
 void Model::gather(const DeviceEvents& events, const int64_t* host_index, int n, int at) {

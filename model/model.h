@@ -2,6 +2,7 @@
 // the thing that trains (model/train.h) and scores (predict).
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,7 +41,8 @@ class Model {
   void set_momentum(const std::vector<float>& momentum);
   std::vector<float> momentum() const;
 
-  // Copies events to the backend (once per set; the model keeps them until it is destroyed).
+  // Copies events to the backend, once per set: a later call with the same set returns the copy,
+  // which the model keeps until it is destroyed.
   DeviceEvents upload(const EventSet& set);
 
   // Gathers rows index[0, n) of `events` into graph input rows [at, at + n), normalised.
@@ -64,6 +66,7 @@ class Model {
   Normaliser normaliser_;
   Buffer index_, label_, weight_, probs_, momentum_, staging_, staging_scale_, iota_, col_shift_, col_scale_;
   std::vector<void*> uploads_;
+  std::map<const EventSet*, DeviceEvents> uploaded_;
 };
 
 }  // namespace aware

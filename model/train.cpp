@@ -17,6 +17,20 @@ namespace {
 
 int argmax(const float* p, int n) { return int(std::max_element(p, p + n) - p); }
 
+// Keeps the log's lines of other stages and of this stage's epochs before `first_epoch`: a fresh
+// stage drops its old lines, a resumed one those of the epochs it will run again.
+void trim_log(const std::filesystem::path& path, const std::string& stage, int first_epoch) {
+  if (path.empty() || !std::filesystem::exists(path)) return;
+  std::ifstream in(path);
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    const auto e = nlohmann::json::parse(line, nullptr, false);
+    if (e.is_discarded()) continue;  // a torn last line of a killed run
+    if (e.value("stage", "") != stage || e.value("epoch", 0) < first_epoch) kept += line + "\n";
+  }
+  write_file_atomic(path, kept);
+}
+
 void append_log(const std::filesystem::path& path, const EpochLog& e) {
   if (path.empty()) return;
   const nlohmann::json line = {{"stage", e.stage},           {"epoch", e.epoch},
@@ -64,13 +78,18 @@ std::vector<EpochLog> train_stage(Model& model, const RunConfig& cfg, const Even
   model.set_momentum(zeros);  // a fresh optimiser per stage, as in the anchor
   if (options.resume && std::filesystem::exists(options.checkpoint)) {
     const Checkpoint c = load_checkpoint(options.checkpoint);
-    check(c.stage == options.stage, options.checkpoint.string() + ": holds stage '" + c.stage +
-                                        "', cannot resume stage '" + options.stage + "'");
+    const std::string at = options.checkpoint.string() + ": ";
+    check(c.stage == options.stage, at + "holds stage '" + c.stage + "', cannot resume stage '" + options.stage + "'");
+    check(c.seed == cfg.seed, at + "was written with seed " + std::to_string(c.seed) + ", this run has seed " +
+                                  std::to_string(cfg.seed));
+    check(c.classes == base.classes && c.event_shape == base.event_shape && c.normalisation == base.normalisation,
+          at + "was written for other classes, events or normalisation than this run's");
     model.set_params(c.params);
     model.set_momentum(c.momentum);
     first_epoch = int(c.epochs_done);
   }
 
+  trim_log(options.log, options.stage, first_epoch);
   const DeviceEvents normal_dev = model.upload(normal);
   const DeviceEvents anomaly_dev = aa ? model.upload(*anomalies) : DeviceEvents{};
   // Loss weights: the means of method.md as weighted sums, lambda folded into the anomaly rows.
@@ -141,8 +160,8 @@ std::vector<EpochLog> train_stage(Model& model, const RunConfig& cfg, const Even
     c.seed = cfg.seed;
     c.params = model.params();
     c.momentum = model.momentum();
+    append_log(options.log, e);  // first: a kill between the two repeats the epoch, losing no line
     save_checkpoint(options.checkpoint, c);
-    append_log(options.log, e);
     logs.push_back(e);
   }
   return logs;

@@ -35,10 +35,9 @@ class Backend {
   virtual void linear_backward(int batch, int in, int out, bool relu, const float* x,
                                const float* w, const float* y, float* dy, float* dx, float* dw,
                                float* db) = 0;
-  virtual void dropout_forward(size_t n, float rate, uint64_t seed, uint64_t stream, const float* x,
-                               float* y) = 0;
-  virtual void dropout_backward(size_t n, float rate, uint64_t seed, uint64_t stream,
-                                const float* dy, float* dx) = 0;
+  // Forward on activations, backward on their gradients: the same mask.
+  virtual void dropout(size_t n, float rate, uint64_t seed, uint64_t stream, const float* in,
+                       float* out) = 0;
   // Returns the weighted loss sum (see kernels/softmax_xent.h).
   virtual double softmax_xent(int batch, int classes, const float* logits, const int32_t* label,
                               const float* weight, float* dlogits, float* probs) = 0;

@@ -74,6 +74,7 @@ void write_file_atomic(const std::filesystem::path& path, const std::string& byt
   if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
   const std::string tmp = path.string() + ".tmp." + std::to_string(::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  // errno is read right after each failing call: close() and unlink() may change it.
   check(fd >= 0, path.string() + ": cannot write (" + std::strerror(errno) + ")");
   size_t done = 0;
   while (done < bytes.size()) {
@@ -88,10 +89,12 @@ void write_file_atomic(const std::filesystem::path& path, const std::string& byt
     done += size_t(n);
   }
   const bool synced = ::fsync(fd) == 0;
+  const int sync_error = errno;
   ::close(fd);
   if (!synced || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string why = std::strerror(synced ? errno : sync_error);
     ::unlink(tmp.c_str());
-    throw Error(path.string() + ": cannot complete the write (" + std::strerror(errno) + ")");
+    throw Error(path.string() + ": cannot complete the write (" + why + ")");
   }
 }
 
@@ -112,7 +115,7 @@ void save_checkpoint(const std::filesystem::path& path, const Checkpoint& c) {
   w.vec(c.col_scale);
   w.vec(c.params);
   w.vec(c.momentum);
-  const uint32_t crc = uint32_t(::crc32(0L, reinterpret_cast<const Bytef*>(w.bytes.data()), uInt(w.bytes.size())));
+  const uint32_t crc = uint32_t(::crc32_z(0L, reinterpret_cast<const Bytef*>(w.bytes.data()), w.bytes.size()));
   w.pod(crc);
   write_file_atomic(path, w.bytes);
 }
@@ -128,7 +131,7 @@ Checkpoint load_checkpoint(const std::filesystem::path& path) {
         file + ": not an aware checkpoint");
   uint32_t stored;
   std::memcpy(&stored, bytes.data() + bytes.size() - 4, 4);
-  const uint32_t crc = uint32_t(::crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()), uInt(bytes.size() - 4)));
+  const uint32_t crc = uint32_t(::crc32_z(0L, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size() - 4));
   check(crc == stored, file + ": checksum mismatch (the checkpoint is corrupt or truncated)");
   const std::string body = bytes.substr(0, bytes.size() - 4);
   Reader r(body, file);

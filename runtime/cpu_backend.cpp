@@ -51,13 +51,9 @@ class CpuBackend final : public Backend {
                        const float* y, float* dy, float* dx, float* dw, float* db) override {
     cpu::linear_backward(batch, in, out, relu, x, w, y, dy, dx, dw, db);
   }
-  void dropout_forward(size_t n, float rate, uint64_t seed, uint64_t stream, const float* x,
-                       float* y) override {
-    cpu::dropout_forward(n, rate, seed, stream, x, y);
-  }
-  void dropout_backward(size_t n, float rate, uint64_t seed, uint64_t stream, const float* dy,
-                        float* dx) override {
-    cpu::dropout_backward(n, rate, seed, stream, dy, dx);
+  void dropout(size_t n, float rate, uint64_t seed, uint64_t stream, const float* in,
+               float* out) override {
+    cpu::dropout(n, rate, seed, stream, in, out);
   }
   double softmax_xent(int batch, int classes, const float* logits, const int32_t* label,
                       const float* weight, float* dlogits, float* probs) override {

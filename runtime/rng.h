@@ -35,7 +35,7 @@ enum StreamKind : uint64_t {
   kStreamSplit = 1ull << 56,     // + class index: train/test split of a class file
   kStreamInit = 2ull << 56,      // + node index: weight initialisation
   kStreamShuffle = 3ull << 56,   // + (stage << 32) + epoch: the epoch's order of normal events
-  kStreamAnomaly = 4ull << 56,   // + (stage << 32) + step: the step's anomaly draw
+  kStreamAnomaly = 4ull << 56,   // + the global step (stage << 40 + step): the step's anomaly draw
 };
 
 }  // namespace aware

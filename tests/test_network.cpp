@@ -30,7 +30,7 @@ TEST(Network, PaperCnnHasTheShapesAndParametersOfFigure1) {
 }
 
 TEST(Config, DefaultsAreThePapers) {
-  const RunConfig c = parse_config("", "empty.toml");
+  const RunConfig c = parse_config("[data]\ndir = \"d\"\n", "minimal.toml");
   EXPECT_EQ(c.train.batch, 100);
   EXPECT_DOUBLE_EQ(c.train.lr, 0.01);
   EXPECT_DOUBLE_EQ(c.train.momentum, 0.9);
@@ -41,6 +41,8 @@ TEST(Config, DefaultsAreThePapers) {
 
 TEST(Config, ParsesLayersAndSettings) {
   const RunConfig c = parse_config(R"(
+[data]
+dir = "d"
 [train]
 epochs = 3
 lambda = 0.8
@@ -59,9 +61,16 @@ top = 80.0
   EXPECT_DOUBLE_EQ(c.scan.sigma_fb.at("qcd"), 67600.0);
 }
 
+// `text` with the one required key (data.dir) added, so that the error is the one under test.
+std::string with_data_dir(const std::string& text) {
+  const auto at = text.find("[data]\n");
+  if (at != std::string::npos) return std::string(text).insert(at + 7, "dir = \"d\"\n");
+  return text + "\n[data]\ndir = \"d\"\n";
+}
+
 void expect_error(const std::string& text, const std::string& fragment) {
   try {
-    parse_config(text, "bad.toml");
+    parse_config(with_data_dir(text), "bad.toml");
     FAIL() << "no error for: " << text;
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("bad.toml"), std::string::npos) << e.what();
@@ -78,6 +87,13 @@ TEST(Config, BadInputGivesOneClearError) {
   expect_error("[network]\nlayers = [{ type = \"conv\", filters = 4, kernel = 5 }]\n", "3x3");
   expect_error("[data]\nnormalisation = \"zscore\"\n", "zscore");
   expect_error("[data]\nnormal = [\"top\", \"zz\"]\n", "no cross-section for the normal class 'zz'");
+  expect_error("[network]\npreset = 3\n", "network.preset must be a string");
+  try {
+    parse_config("[train]\nepochs = 1\n", "nodata.toml");
+    FAIL() << "data.dir is required";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("data.dir is required"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Network, MaxpoolMustFollowAConv) {

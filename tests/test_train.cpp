@@ -5,6 +5,8 @@
 #include <cmath>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include "kernels/softmax_xent.h"
 #include "model/train.h"
 #include "runtime/error.h"
@@ -30,6 +32,7 @@ struct TrainingRun {
     o.stage = name;
     o.epochs = name == "prior" ? cfg.train.epochs : cfg.train.aa_epochs;
     o.checkpoint = dir / (name + ".ckpt");
+    o.log = dir / "log.jsonl";
     o.resume = resume;
     o.stop_after = stop_after;
     o.progress = false;
@@ -83,6 +86,18 @@ TEST_F(TrainTest, AKilledAndResumedRunEndsBitForBitAsAnUninterruptedOne) {
   run.stage(*m, "aa", killed, true);
   EXPECT_EQ(m->params(), uninterrupted);
   EXPECT_EQ(load_checkpoint(killed / "aa.ckpt").epochs_done, run.cfg.train.aa_epochs);
+  // The log holds each epoch once, as the uninterrupted run's does.
+  auto epochs = [](const std::filesystem::path& log) {
+    std::vector<std::pair<std::string, int>> seen;
+    std::ifstream in(log);
+    for (std::string line; std::getline(in, line);) {
+      const auto e = nlohmann::json::parse(line);
+      seen.emplace_back(e["stage"], e["epoch"]);
+    }
+    return seen;
+  };
+  EXPECT_EQ(epochs(killed / "log.jsonl"), epochs(dir / "full" / "log.jsonl"));
+  EXPECT_EQ(epochs(killed / "log.jsonl").size(), size_t(run.cfg.train.epochs + run.cfg.train.aa_epochs));
 }
 
 TEST_F(TrainTest, TheStepLossIsMethodsL1PlusLambdaL2) {

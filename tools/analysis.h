@@ -37,7 +37,6 @@ nlohmann::json scan_report_2d(const ScanInput2D& input, const ScanSettings& sett
 // written atomically; dir is created when missing.
 void write_scan_csv(const nlohmann::json& report, const std::filesystem::path& dir, const std::string& prefix);
 
-
 // AUC (exact, ties one half) and the ROC curve thinned to at most max_points points (evenly by index,
 // both ends kept); the first point's threshold is +infinity, written null.
 nlohmann::json roc_report(std::span<const float> pos, std::span<const float> neg, int max_points = 500);

@@ -59,11 +59,15 @@ int cmd_train(const std::string& config, const std::string& stage, const std::fi
   const Events events = load_events(cfg);
   auto backend = make_backend(cfg.device);
   auto model = make_model(*backend, cfg, events.normal_train.event_shape, events.normaliser);
+  const Checkpoint base = checkpoint_base(cfg, events);
   if (!init.empty()) {
     const Checkpoint from = load_checkpoint(init);
+    check(from.classes == base.classes && from.event_shape == base.event_shape,
+          init + ": was trained for other classes or events than this config's");
     model->set_params(from.params);
   } else {
-    check(stage == "prior" || resume, "train --stage aa needs --init PRIOR.ckpt (the prior run's weights)");
+    check(stage == "prior" || (resume && std::filesystem::exists(out / "aa.ckpt")),
+          "train --stage aa needs --init PRIOR.ckpt (the prior run's weights)");
     model->set_params(initial_params(model->graph(), cfg.seed));
   }
   StageOptions so;
@@ -75,7 +79,7 @@ int cmd_train(const std::string& config, const std::string& stage, const std::fi
   so.progress = !c.quiet;
   std::filesystem::create_directories(out);
   const auto logs = train_stage(*model, cfg, events.normal_train, stage == "aa" ? &events.anomalies : nullptr,
-                                events.normal_test, so, checkpoint_base(cfg, events));
+                                events.normal_test, so, base);
   std::printf("%s: %zu epochs run, checkpoint %s\n", stage.c_str(), logs.size(), so.checkpoint.c_str());
   return 0;
 }
@@ -138,7 +142,6 @@ int cmd_scan(const std::vector<std::string>& anomalies, const std::vector<std::s
     keep.push_back(score_column(file, col));
     bg.push_back({std::filesystem::path(file).stem().string(), Sample{keep.back(), {}}, sigma});
   }
-  json all;
   for (const auto& file : anomalies) {
     const std::vector<float> s = score_column(file, col);
     const std::string name = std::filesystem::path(file).stem().string();
@@ -150,7 +153,6 @@ int cmd_scan(const std::vector<std::string>& anomalies, const std::vector<std::s
     if (!r["best"].is_null())
       std::printf(" in [%.3f, %.3f]", r["best"]["lo"].get<double>(), r["best"]["hi"].get<double>());
     std::printf("\n");
-    all[name] = r;
   }
   return 0;
 }

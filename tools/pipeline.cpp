@@ -69,9 +69,13 @@ Events load_events(const RunConfig& cfg) {
   if (!d.aware.empty()) {
     const int64_t per = d.n_aware > 0 ? d.n_aware
                                       : d.n_train * int64_t(d.normal.size()) / int64_t(d.aware.size());
+    check(per > 0, "data: no training events left per aware class (n_aware)");
     for (size_t a = 0; a < d.aware.size(); ++a)
       append_events(e.anomalies, e.files[d.normal.size() + a], Part::pool, per, kUniformTarget);
   }
+  check(e.normal_train.event_shape.size() == 2 || (d.normalisation != "sum" && d.normalisation != "sum-std"),
+        "data.normalisation = \"" + d.normalisation + "\" divides each image by its pixel sum; the events of " +
+            d.dir.string() + " are feature vectors: use \"standardise\"");
   e.normaliser = Normaliser::fit(d.normalisation, d.scale, e.normal_train);
   return e;
 }
@@ -112,11 +116,19 @@ json analyse(const RunConfig& cfg, const std::map<std::string, std::vector<float
   std::map<std::string, std::vector<float>> p;
   for (const auto& [name, probs] : scores) p[name] = column(probs, classes, 0);
   json report = {{"stage", stage}, {"score", "P(" + normal[0] + ")"}};
-  report["auc"] = roc_report(p.at(normal[0]), p.at(normal[1]))["auc"];
   report["roc"] = roc_report(p.at(normal[0]), p.at(normal[1]));
+  report["auc"] = report["roc"]["auc"];
   for (const auto& [name, s] : p) report["central_fraction"][name] = central_fraction(s)["fraction"];
   report["histograms"] = histogram_report(p, 50);
 
+  // Three normal classes: also rectangles in (P(c0), P(c2)), e.g. (P(Top), P(W)).
+  std::map<std::string, std::vector<float>> p2;
+  std::vector<BackgroundSample2D> background_2d;
+  if (classes == 3) {
+    for (const auto& [name, probs] : scores) p2[name] = column(probs, classes, 2);
+    for (const auto& c : normal)
+      background_2d.push_back({c, Sample2D{p.at(c), p2.at(c), {}}, cfg.scan.sigma_fb.at(c)});
+  }
   std::vector<BackgroundSample> background;
   for (const auto& c : normal) background.push_back({c, Sample{p.at(c), {}}, cfg.scan.sigma_fb.at(c)});
   for (const auto& [name, s] : p) {
@@ -125,15 +137,9 @@ json analyse(const RunConfig& cfg, const std::map<std::string, std::vector<float
     json r = scan_report(input, cfg.scan.settings, cfg.scan.widths, cfg.scan.luminosities);
     write_scan_csv(r, dir, stage + "_" + name);
     report["scan"][name] = r;
-    if (classes == 3) {
-      // Three normal classes: rectangles in (P(c0), P(c2)), e.g. (P(Top), P(W)).
-      std::vector<BackgroundSample2D> bg2;
-      std::map<std::string, std::vector<float>> p2;
-      for (const auto& [n, probs] : scores) p2[n] = column(probs, classes, 2);
-      for (const auto& c : normal) bg2.push_back({c, Sample2D{p.at(c), p2.at(c), {}}, cfg.scan.sigma_fb.at(c)});
-      report["scan_2d"][name] =
-          scan_report_2d(ScanInput2D{Sample2D{s, p2.at(name), {}}, bg2}, cfg.scan.settings, cfg.scan.luminosities);
-    }
+    if (classes == 3)
+      report["scan_2d"][name] = scan_report_2d(ScanInput2D{Sample2D{s, p2.at(name), {}}, background_2d},
+                                               cfg.scan.settings, cfg.scan.luminosities);
   }
   return report;
 }
@@ -163,8 +169,6 @@ json run_pipeline(const RunConfig& cfg, const RunOptions& options) {
     const auto logs = train_stage(*model, cfg, events.normal_train, stage == "aa" ? &events.anomalies : nullptr,
                                   events.normal_test, so, base);
     const double seconds = std::chrono::duration<double>(clock::now() - t0).count();
-    // The stage's final weights are the checkpoint's (also when it was complete before a resume).
-    if (std::filesystem::exists(so.checkpoint)) model->set_params(load_checkpoint(so.checkpoint).params);
 
     const auto scores = score_test_sets(*model, events);
     std::filesystem::create_directories(options.out / "scores" / stage);

@@ -65,7 +65,8 @@ inline void pack_weights(const float* w, int out_c, int in_c, bool flip, float* 
       }
 }
 
-// Copies src planes [C][H][W] (channel stride src_plane) into dst [C][H + 2 pad][ld], zero around.
+// Copies src planes [C][H][W] (channel stride src_plane) into dst [C][H + 2 pad][ld], zero around,
+// and zeroes the slack of padded_size() after the last plane (the tiles read it).
 inline void pad_planes(const float* src, int C, int H, int W, size_t src_plane, int pad, int ld, float* dst) {
   const int rows = H + 2 * pad;
   for (int c = 0; c < C; ++c) {
@@ -79,6 +80,8 @@ inline void pad_planes(const float* src, int C, int H, int W, size_t src_plane, 
     }
     std::fill(d + size_t(H + pad) * ld, d + size_t(rows) * ld, 0.0f);
   }
+  float* slack = dst + size_t(C) * rows * ld;
+  std::fill(slack, slack + kTile + 2, 0.0f);
 }
 
 // out[o][oy][ox] = bias[o] + sum_{c, ky, kx} W(o, c, ky, kx) in[c][oy + ky][ox + kx], ReLU if asked,
