@@ -37,6 +37,7 @@ void append_log(const std::filesystem::path& path, const EpochLog& e) {
                                {"train_loss", e.train_loss}, {"train_accuracy", e.train_accuracy},
                                {"test_loss", e.test_loss},   {"test_accuracy", e.test_accuracy},
                                {"seconds", e.seconds},       {"images_per_s", e.images_per_s}};
+  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
   std::ofstream out(path, std::ios::app);
   check(bool(out), path.string() + ": cannot append to the log");
   out << line.dump() << "\n";
