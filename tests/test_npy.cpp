@@ -455,9 +455,17 @@ TEST_F(NpyTest, RejectsGzipHeaderClaimingMoreThanTheFileCanHold) {
 // --- Interoperability ---
 
 TEST_F(NpyTest, LoadsFileWrittenByNumpy) {
-  if (std::system("python3 -c 'import numpy' >/dev/null 2>&1") != 0) GTEST_SKIP() << "python3 with numpy not available";
+  // Debian's python3-numpy (scripts/setup.sh) lives beside /usr/bin/python3, which need not be the
+  // python3 first on PATH.
+  std::string python;
+  for (const char* candidate : {"/usr/bin/python3", "python3"})
+    if (std::system((std::string(candidate) + " -c 'import numpy' >/dev/null 2>&1").c_str()) == 0) {
+      python = candidate;
+      break;
+    }
+  if (python.empty()) GTEST_SKIP() << "python3 with numpy not available";
   fs::path path = file("from_numpy.npy");
-  std::string command = "python3 -c \"import numpy as np; np.save('" + path.string() +
+  std::string command = python + " -c \"import numpy as np; np.save('" + path.string() +
                         "', np.arange(24, dtype=np.float32).reshape(2, 3, 4) / 8)\"";
   ASSERT_EQ(std::system(command.c_str()), 0) << command;
 
