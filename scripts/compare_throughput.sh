@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Training throughput of aware against the PyTorch anchor on this machine, in turn (aware, anchor,
+# aware, anchor, ...) so that drift of the machine's speed hits both alike. Each figure is the
+# program's own images/s (a step trains `batch` normal and `batch` anomalous images, both counted).
+#   scripts/compare_throughput.sh [RUNS=3] [THREADS=2] [BATCH=100]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-3} threads=${2:-2} batch=${3:-100}
+aware=() anchor=()
+for _ in $(seq "$runs"); do
+  aware+=("$(./build/aware_throughput --threads "$threads" --batch "$batch" --seconds 10 |
+             python3 -c 'import json,sys; print(json.load(sys.stdin)["train_images_per_s"])')")
+  anchor+=("$(scripts/anchor.sh --bench --device cpu --threads "$threads" --batch "$batch" |
+              python3 -c 'import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])["images_per_s"])')")
+done
+python3 - "${aware[*]}" "${anchor[*]}" <<'PY'
+import statistics, sys
+a = [float(x) for x in sys.argv[1].split()]
+b = [float(x) for x in sys.argv[2].split()]
+print("aware  images/s:", " ".join(f"{x:.0f}" for x in a), f"(median {statistics.median(a):.0f})")
+print("anchor images/s:", " ".join(f"{x:.0f}" for x in b), f"(median {statistics.median(b):.0f})")
+print(f"ratio of medians aware/anchor: {statistics.median(a) / statistics.median(b):.2f}")
+PY
