@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
 
   auto step = [&](uint64_t s) {
     model.gather(dev, index.data(), rows, 0);
-    model.train_step(rows, label.data(), weight.data(), 1, s, 0.01f, 0.9f, 0.0f, nullptr, 0);
+    model.train_step(Pass{rows, true, 1, s}, label.data(), weight.data(), 0.01f, 0.9f, 0.0f, nullptr, 0);
   };
   for (int s = 0; s < 3; ++s) step(s);  // warm-up
   backend->synchronize();

@@ -1,5 +1,7 @@
-// Inverted dropout with a counter-based mask: element i of stream `stream` is kept when
-// philox_uniform(seed, stream, i) >= rate, and scaled by 1 / (1 - rate). The backward pass is the
+// Inverted dropout with a counter-based mask: element i is kept when
+// philox_uniform(seed, stream, first + i) >= rate, and scaled by 1 / (1 - rate). `first` places the
+// elements in the global batch, so that a rank of a data-parallel job draws the masks one process
+// would draw for the same rows. The backward pass is the
 // same call on the gradient (the mask is redrawn, so nothing is stored); the CUDA twin draws the
 // identical mask.
 #pragma once
@@ -8,6 +10,7 @@
 
 namespace aware::cpu {
 
-void dropout(size_t n, float rate, uint64_t seed, uint64_t stream, const float* in, float* out);
+void dropout(size_t n, float rate, uint64_t seed, uint64_t stream, uint64_t first, const float* in,
+             float* out);
 
 }  // namespace aware::cpu

@@ -106,7 +106,7 @@ class DropoutNode final : public Node {
   void forward(Graph& g, const Pass& pass) override {
     const size_t n = size_t(pass.batch) * in_size;
     if (pass.train && rate_ > 0.0f)
-      g.backend().dropout(n, rate_, pass.seed, stream(pass), g.ptr(in), g.ptr(out));
+      apply(g, pass, g.ptr(in), g.ptr(out));
     else
       g.backend().copy(g.ptr(out), g.ptr(in), n * sizeof(float));
   }
@@ -114,14 +114,22 @@ class DropoutNode final : public Node {
     if (first) return;
     const size_t n = size_t(pass.batch) * in_size;
     if (pass.train && rate_ > 0.0f)
-      g.backend().dropout(n, rate_, pass.seed, stream(pass), g.ptr(out_grad), g.ptr(in_grad));
+      apply(g, pass, g.ptr(out_grad), g.ptr(in_grad));
     else
       g.backend().copy(g.ptr(in_grad), g.ptr(out_grad), n * sizeof(float));
   }
 
  private:
-  // One stream per (step, node): masks never repeat across steps or layers.
+  // One stream per (step, node): masks never repeat across steps or layers. Each row's mask is drawn
+  // at its place in the global batch.
   uint64_t stream(const Pass& pass) const { return (pass.step << 8) | uint64_t(index); }
+  void apply(Graph& g, const Pass& pass, const float* from, float* to) const {
+    const size_t split = size_t(pass.split_at());
+    g.backend().dropout(split * in_size, rate_, pass.seed, stream(pass), pass.first * in_size, from, to);
+    if (int(split) < pass.batch)
+      g.backend().dropout((pass.batch - split) * in_size, rate_, pass.seed, stream(pass), pass.second * in_size,
+                          from + split * in_size, to + split * in_size);
+  }
   float rate_;
 };
 

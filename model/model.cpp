@@ -82,17 +82,19 @@ void Model::gather(const DeviceEvents& events, const int64_t* host_index, int n,
                             graph_->input() + size_t(at) * row_size());
 }
 
-double Model::train_step(int rows, const int32_t* host_label, const float* host_weight,
-                         uint64_t seed, uint64_t step, float lr, float momentum,
-                         float weight_decay, float* probs, int n_probs) {
+double Model::train_step(const Pass& pass, const int32_t* host_label, const float* host_weight,
+                         float lr, float momentum, float weight_decay, float* probs, int n_probs,
+                         Communicator* comm) {
   Graph& g = *graph_;
+  const int rows = pass.batch;
   backend_.to_device(g.ptr<int32_t>(label_), host_label, size_t(rows) * sizeof(int32_t));
   backend_.to_device(buffer(weight_), host_weight, size_t(rows) * sizeof(float));
-  const Pass pass{rows, true, seed, step};
   g.forward(pass);
   const double loss = backend_.softmax_xent(rows, classes_, g.output(), g.ptr<int32_t>(label_),
                                             buffer(weight_), g.output_grad(), buffer(probs_));
   g.backward(pass);
+  // The loss weights are those of the global batch, so the sum over ranks is its gradient.
+  if (comm && comm->size() > 1) comm->sum(g.grads(), g.param_count());
   backend_.sgd_update(g.param_count(), lr, momentum, weight_decay, g.params(), g.grads(),
                       buffer(momentum_));
   if (probs) backend_.to_host(probs, buffer(probs_), size_t(n_probs) * classes_ * sizeof(float));

@@ -10,6 +10,7 @@
 #include "model/data.h"
 #include "model/network.h"
 #include "runtime/backend.h"
+#include "runtime/communicator.h"
 #include "runtime/graph.h"
 
 namespace aware {
@@ -48,12 +49,13 @@ class Model {
   // Gathers rows index[0, n) of `events` into graph input rows [at, at + n), normalised.
   void gather(const DeviceEvents& events, const int64_t* host_index, int n, int at);
 
-  // One training step over the rows already gathered: forward, the fused loss with per-row labels
-  // (kUniformTarget for anomalies) and weights, backward, SGD. Returns the weighted loss; writes the
-  // softmax of the first `n_probs` rows to host `probs` when not null.
-  double train_step(int rows, const int32_t* host_label, const float* host_weight, uint64_t seed,
-                    uint64_t step, float lr, float momentum, float weight_decay, float* probs,
-                    int n_probs);
+  // One training step over the pass.batch rows already gathered: forward, the fused loss with
+  // per-row labels (kUniformTarget for anomalies) and weights, backward, the gradient summed over
+  // the ranks of `comm` (data parallel; null: one process), SGD. Returns this rank's weighted loss;
+  // writes the softmax of the first `n_probs` rows to host `probs` when not null.
+  double train_step(const Pass& pass, const int32_t* host_label, const float* host_weight, float lr,
+                    float momentum, float weight_decay, float* probs, int n_probs,
+                    Communicator* comm = nullptr);
 
   // Softmax probabilities [rows][classes] of raw host events (normalised here), in chunks.
   std::vector<float> predict(const float* raw, int64_t rows);

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "kernels/softmax_xent.h"
+#include "runtime/communicator.h"
 #include "runtime/error.h"
 #include "runtime/progress.h"
 #include "runtime/rng.h"
@@ -90,7 +91,12 @@ std::vector<EpochLog> train_stage(Model& model, const RunConfig& cfg, const Even
     first_epoch = int(c.epochs_done);
   }
 
-  trim_log(options.log, options.stage, first_epoch);
+  // Data parallel: every rank draws the same global batch and trains on its share of the normal
+  // rows and of the anomaly rows; the gradients are summed (comm.sum) before the update.
+  Communicator& comm = world();
+  const int R = comm.size(), r = comm.rank();
+  const int nb0 = r * B / R, nb = (r + 1) * B / R - nb0, na0 = r * A / R, na = (r + 1) * A / R - na0;
+  if (comm.root()) trim_log(options.log, options.stage, first_epoch);
   const DeviceEvents normal_dev = model.upload(normal);
   const DeviceEvents anomaly_dev = aa ? model.upload(*anomalies) : DeviceEvents{};
   // Loss weights: the means of method.md as weighted sums, lambda folded into the anomaly rows.
@@ -98,7 +104,10 @@ std::vector<EpochLog> train_stage(Model& model, const RunConfig& cfg, const Even
   std::vector<float> weight(size_t(B + A), 1.0f / float(B));
   for (int j = 0; j < A; ++j) weight[size_t(B + j)] = float(t.lambda / A);
   std::vector<int64_t> index(size_t(B + A));
-  std::vector<float> probs(size_t(B) * model.classes());
+  std::vector<int32_t> local_label(size_t(nb + na));
+  std::vector<float> local_weight(size_t(nb + na)), probs(size_t(nb) * model.classes());
+  for (int i = 0; i < nb; ++i) local_weight[size_t(i)] = weight[size_t(nb0 + i)];
+  for (int j = 0; j < na; ++j) local_weight[size_t(nb + j)] = weight[size_t(B + na0 + j)];
   const int n_aware = aa ? int(anomalies->class_begin.size()) : 0;
 
   std::vector<EpochLog> logs;
@@ -107,7 +116,7 @@ std::vector<EpochLog> train_stage(Model& model, const RunConfig& cfg, const Even
     const std::vector<int64_t> order =
         philox_permutation(normal.rows(), cfg.seed, kStreamShuffle + (stage_id << 32) + uint64_t(epoch));
     ProgressBar bar(options.stage + " epoch " + std::to_string(epoch + 1) + "/" +
-                        std::to_string(options.epochs), steps * (B + A), "img", options.progress);
+                        std::to_string(options.epochs), steps * (B + A), "img", options.progress && comm.root());
     double loss_sum = 0.0;
     int64_t correct = 0;
     for (int64_t s = 0; s < steps; ++s) {
@@ -116,7 +125,7 @@ std::vector<EpochLog> train_stage(Model& model, const RunConfig& cfg, const Even
         index[size_t(i)] = order[size_t(s * B + i)];
         label[size_t(i)] = normal.label[size_t(index[size_t(i)])];
       }
-      model.gather(normal_dev, index.data(), B, 0);
+      model.gather(normal_dev, index.data() + nb0, nb, 0);
       if (A > 0) {
         // Evenly over the aware classes; the class that gets the remainder rotates with the step.
         for (int j = 0; j < A; ++j) {
@@ -126,16 +135,25 @@ std::vector<EpochLog> train_stage(Model& model, const RunConfig& cfg, const Even
           index[size_t(B + j)] = begin + int64_t(philox_below(cfg.seed, kStreamAnomaly + step, uint64_t(j),
                                                               uint64_t(end - begin)));
         }
-        model.gather(anomaly_dev, index.data() + B, A, B);
+        model.gather(anomaly_dev, index.data() + B + na0, na, nb);
       }
-      loss_sum += model.train_step(B + A, label.data(), weight.data(), cfg.seed, step, float(t.lr),
-                                   float(t.momentum), float(t.weight_decay), probs.data(), B);
-      for (int i = 0; i < B; ++i)
-        correct += argmax(probs.data() + size_t(i) * model.classes(), model.classes()) == label[size_t(i)];
+      for (int i = 0; i < nb; ++i) local_label[size_t(i)] = label[size_t(nb0 + i)];
+      Pass pass{nb + na, true, cfg.seed, step};
+      pass.split = nb;
+      pass.first = uint64_t(nb0);
+      pass.second = uint64_t(B + na0);
+      loss_sum += model.train_step(pass, local_label.data(), local_weight.data(), float(t.lr), float(t.momentum),
+                                   float(t.weight_decay), probs.data(), nb, &comm);
+      for (int i = 0; i < nb; ++i)
+        correct += argmax(probs.data() + size_t(i) * model.classes(), model.classes()) == local_label[size_t(i)];
       char extra[64];
       std::snprintf(extra, sizeof extra, "loss %.4f", loss_sum / double(s + 1));
       bar.update((s + 1) * (B + A), extra);
     }
+    double totals[2] = {loss_sum, double(correct)};
+    comm.sum(totals, 2);
+    loss_sum = totals[0];
+    correct = int64_t(totals[1]);
     EpochLog e;
     e.stage = options.stage;
     e.epoch = epoch;
@@ -150,19 +168,21 @@ std::vector<EpochLog> train_stage(Model& model, const RunConfig& cfg, const Even
     std::snprintf(extra, sizeof extra, "loss %.4f acc %.3f | test loss %.4f acc %.3f", e.train_loss,
                   e.train_accuracy, e.test_loss, e.test_accuracy);
     bar.finish(extra);
-    if (!stderr_is_terminal() && options.progress)
+    if (!stderr_is_terminal() && options.progress && comm.root())
       std::fprintf(stderr, "%s epoch %d/%d: %s, %.0f img/s\n", e.stage.c_str(), epoch + 1,
                    options.epochs, extra, e.images_per_s);
 
-    Checkpoint c = base;
-    c.stage = options.stage;
-    c.epochs_done = epoch + 1;
-    c.epochs_total = options.epochs;
-    c.seed = cfg.seed;
-    c.params = model.params();
-    c.momentum = model.momentum();
-    append_log(options.log, e);  // first: a kill between the two repeats the epoch, losing no line
-    save_checkpoint(options.checkpoint, c);
+    if (comm.root()) {  // one writer: rank 0 (every rank holds the same weights)
+      Checkpoint c = base;
+      c.stage = options.stage;
+      c.epochs_done = epoch + 1;
+      c.epochs_total = options.epochs;
+      c.seed = cfg.seed;
+      c.params = model.params();
+      c.momentum = model.momentum();
+      append_log(options.log, e);  // first: a kill between the two repeats the epoch, losing no line
+      save_checkpoint(options.checkpoint, c);
+    }
     logs.push_back(e);
   }
   return logs;

@@ -36,8 +36,8 @@ class Backend {
                                const float* w, const float* y, float* dy, float* dx, float* dw,
                                float* db) = 0;
   // Forward on activations, backward on their gradients: the same mask.
-  virtual void dropout(size_t n, float rate, uint64_t seed, uint64_t stream, const float* in,
-                       float* out) = 0;
+  virtual void dropout(size_t n, float rate, uint64_t seed, uint64_t stream, uint64_t first,
+                       const float* in, float* out) = 0;
   // Returns the weighted loss sum (see kernels/softmax_xent.h).
   virtual double softmax_xent(int batch, int classes, const float* logits, const int32_t* label,
                               const float* weight, float* dlogits, float* probs) = 0;

@@ -51,9 +51,9 @@ class CpuBackend final : public Backend {
                        const float* y, float* dy, float* dx, float* dw, float* db) override {
     cpu::linear_backward(batch, in, out, relu, x, w, y, dy, dx, dw, db);
   }
-  void dropout(size_t n, float rate, uint64_t seed, uint64_t stream, const float* in,
-               float* out) override {
-    cpu::dropout(n, rate, seed, stream, in, out);
+  void dropout(size_t n, float rate, uint64_t seed, uint64_t stream, uint64_t first,
+               const float* in, float* out) override {
+    cpu::dropout(n, rate, seed, stream, first, in, out);
   }
   double softmax_xent(int batch, int classes, const float* logits, const int32_t* label,
                       const float* weight, float* dlogits, float* probs) override {

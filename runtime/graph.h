@@ -24,6 +24,12 @@ struct Pass {
   bool train = false;   // dropout active
   uint64_t seed = 0;    // the run's seed (dropout streams)
   uint64_t step = 0;    // global step number (dropout streams)
+  // Where the rows sit in the global batch of a data-parallel step: rows [0, split) are global
+  // rows first + i, rows [split, batch) global rows second + i - split (the normal and the anomaly
+  // part of a rank's share). One process: split = batch, first = 0.
+  int split = -1;       // -1: batch
+  uint64_t first = 0, second = 0;
+  int split_at() const { return split < 0 ? batch : split; }
 };
 
 // Handle of a planned buffer; resolved to a pointer by Graph::ptr().

@@ -223,9 +223,9 @@ TEST(Dropout, KeepsTheRightFractionAndBackwardUsesTheSameMask) {
   const float rate = 0.3f;
   const auto x = random_vector(n, 30, 0.5f, 1.5f);  // never zero
   auto y = poisoned(n), dx = poisoned(n);
-  cpu::dropout(n, rate, 42, 7, x.data(), y.data());
+  cpu::dropout(n, rate, 42, 7, 0, x.data(), y.data());
   std::vector<float> ones(n, 1.0f);
-  cpu::dropout(n, rate, 42, 7, ones.data(), dx.data());
+  cpu::dropout(n, rate, 42, 7, 0, ones.data(), dx.data());
   size_t kept = 0;
   for (size_t i = 0; i < n; ++i) {
     const bool keep = y[i] != 0.0f;
@@ -238,8 +238,13 @@ TEST(Dropout, KeepsTheRightFractionAndBackwardUsesTheSameMask) {
   }
   EXPECT_NEAR(double(kept) / n, 0.7, 0.005);  // 0.005 is 3.5 standard deviations
   auto y2 = poisoned(n);
-  cpu::dropout(n, rate, 42, 8, x.data(), y2.data());
+  cpu::dropout(n, rate, 42, 8, 0, x.data(), y2.data());
   EXPECT_NE(y, y2) << "another stream must give another mask";
+  // Two calls over two halves with their offsets draw the mask of one call over the whole.
+  auto halves = poisoned(n);
+  cpu::dropout(n / 2, rate, 42, 7, 0, x.data(), halves.data());
+  cpu::dropout(n - n / 2, rate, 42, 7, n / 2, x.data() + n / 2, halves.data() + n / 2);
+  EXPECT_EQ(halves, y);
 }
 
 // ---- softmax cross-entropy -------------------------------------------------------------------

@@ -121,7 +121,7 @@ TEST_F(TrainTest, TheStepLossIsMethodsL1PlusLambdaL2) {
   std::vector<int32_t> label(2 * B, kUniformTarget);
   std::vector<float> weight(2 * B, float(lambda / B));
   for (int i = 0; i < B; ++i) label[i] = run.events.normal_train.label[i], weight[i] = 1.0f / B;
-  const double loss = m->train_step(2 * B, label.data(), weight.data(), 1, 0, 0.01f, 0.9f, 0.0f, nullptr, 0);
+  const double loss = m->train_step(Pass{2 * B, true, 1, 0}, label.data(), weight.data(), 0.01f, 0.9f, 0.0f, nullptr, 0);
   EXPECT_NEAR(loss, l1 + lambda * l2, 1e-5 * (l1 + lambda * l2));
 }
 

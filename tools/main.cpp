@@ -8,6 +8,7 @@
 #include "model/config.h"
 #include "model/network.h"
 #include "model/train.h"
+#include "runtime/communicator.h"
 #include "runtime/error.h"
 #include "tools/analysis.h"
 #include "tools/npy.h"
@@ -48,6 +49,7 @@ RunConfig configure(const std::string& path, const Common& c) {
 int cmd_run(const std::string& config, const std::filesystem::path& out, bool resume, const Common& c) {
   const RunConfig cfg = configure(config, c);
   const json summary = run_pipeline(cfg, {out, resume, !c.quiet});
+  if (!world().root()) return 0;
   std::printf("%s", summary_table(summary).c_str());
   std::printf("outputs in %s (summary.json, analysis/, scores/, *.ckpt, log.jsonl)\n", out.c_str());
   return 0;
@@ -80,7 +82,9 @@ int cmd_train(const std::string& config, const std::string& stage, const std::fi
   std::filesystem::create_directories(out);
   const auto logs = train_stage(*model, cfg, events.normal_train, stage == "aa" ? &events.anomalies : nullptr,
                                 events.normal_test, so, base);
-  std::printf("%s: %zu epochs run, checkpoint %s\n", stage.c_str(), logs.size(), so.checkpoint.c_str());
+  if (world().root())
+    std::printf("%s: %zu epochs run on %d rank(s), checkpoint %s\n", stage.c_str(), logs.size(), world().size(),
+                so.checkpoint.c_str());
   return 0;
 }
 

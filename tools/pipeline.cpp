@@ -9,6 +9,7 @@
 #include "kernels/softmax_xent.h"
 #include "kernels/scan.h"
 #include "model/train.h"
+#include "runtime/communicator.h"
 #include "runtime/error.h"
 #include "tools/analysis.h"
 #include "tools/npy.h"
@@ -146,8 +147,10 @@ json analyse(const RunConfig& cfg, const std::map<std::string, std::vector<float
 
 json run_pipeline(const RunConfig& cfg, const RunOptions& options) {
   using clock = std::chrono::steady_clock;
+  // Under mpirun every rank trains; rank 0 alone scores, analyses and writes.
+  const bool root = world().root();
   std::filesystem::create_directories(options.out);
-  write_file_atomic(options.out / "config.toml", cfg.text);
+  if (root) write_file_atomic(options.out / "config.toml", cfg.text);
   const Events events = load_events(cfg);
   auto backend = make_backend(cfg.device);
   auto model = make_model(*backend, cfg, events.normal_train.event_shape, events.normaliser);
@@ -169,6 +172,7 @@ json run_pipeline(const RunConfig& cfg, const RunOptions& options) {
     const auto logs = train_stage(*model, cfg, events.normal_train, stage == "aa" ? &events.anomalies : nullptr,
                                   events.normal_test, so, base);
     const double seconds = std::chrono::duration<double>(clock::now() - t0).count();
+    if (!root) continue;
 
     const auto scores = score_test_sets(*model, events);
     std::filesystem::create_directories(options.out / "scores" / stage);
@@ -190,7 +194,7 @@ json run_pipeline(const RunConfig& cfg, const RunOptions& options) {
                                {"reach", r["reach"]}};
     summary["stages"][stage] = brief;
   }
-  write_file_atomic(options.out / "summary.json", summary.dump(1));
+  if (root) write_file_atomic(options.out / "summary.json", summary.dump(1));
   return summary;
 }
 

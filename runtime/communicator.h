@@ -1,0 +1,34 @@
+// The data-parallel communicator: sums buffers across the ranks of a job. One interface, and an
+// implementation per engine: MPI for the CPU backend (and to start and bootstrap ranks), a single
+// rank with no cost when no launcher started the process. (NCCL for the CUDA backend slots in here.)
+//
+// Ranks are started by `mpirun -np N aware ...` or Slurm's `srun`; rank, size and local rank come
+// from the launcher's environment through MPI.
+#pragma once
+#include <cstddef>
+#include <string>
+
+namespace aware {
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual std::string name() const = 0;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual int local_rank() const = 0;
+  // Sums n values over all ranks, in place; every rank gets the same result.
+  virtual void sum(float* data, size_t n) = 0;
+  virtual void sum(double* data, size_t n) = 0;
+  virtual void barrier() = 0;
+  bool root() const { return rank() == 0; }
+};
+
+// This process's communicator: MPI's world when a launcher started it (and MPI is built in), else
+// one rank. Made on first use; MPI is finalised at exit.
+Communicator& world();
+
+// True when the environment shows an MPI or Slurm launcher with more than one task.
+bool launched_by_mpi();
+
+}  // namespace aware
