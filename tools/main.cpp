@@ -13,6 +13,7 @@
 #include "tools/analysis.h"
 #include "tools/npy.h"
 #include "tools/pipeline.h"
+#include "tools/score.h"
 
 using namespace aware;
 using json = nlohmann::json;
@@ -88,8 +89,8 @@ int cmd_train(const std::string& config, const std::string& stage, const std::fi
   return 0;
 }
 
-int cmd_score(const std::filesystem::path& model_path, const std::vector<std::string>& inputs,
-              const std::filesystem::path& out, int batch, const Common& c) {
+int cmd_score(const std::filesystem::path& model_path, const std::vector<std::string>& inputs, int batch,
+              const ScoreOptions& options, const Common& c) {
   set_cpu_threads(c.threads > 0 ? c.threads : 0);
   const Checkpoint ckpt = load_checkpoint(model_path);
   const RunConfig cfg = parse_config(ckpt.config, model_path.string() + " (stored config)");
@@ -97,20 +98,19 @@ int cmd_score(const std::filesystem::path& model_path, const std::vector<std::st
   auto backend = make_backend(c.device.empty() ? cfg.device : c.device);
   Model model(*backend, cfg.network, ckpt.event_shape, int(ckpt.classes.size()), batch, norm);
   model.set_params(ckpt.params);
-  std::filesystem::create_directories(out);
+  Communicator& comm = world();
+  bool complete = true;
   for (const auto& input : inputs) {
-    const NpyArray events = NpyArray::load(input);
-    const std::vector<int64_t> shape(events.shape().begin() + 1, events.shape().end());
-    check(shape == ckpt.event_shape, input + ": event shape does not match the model's");
-    const std::vector<float> probs = model.predict(events.data(), events.rows());
-    std::string stem = std::filesystem::path(input).filename().string();
-    for (const char* ext : {".gz", ".npy"})
-      if (stem.size() > std::strlen(ext) && stem.ends_with(ext)) stem.resize(stem.size() - std::strlen(ext));
-    const auto path = out / (stem + ".npy");
-    save_npy(path, probs.data(), std::vector<int64_t>{events.rows(), int64_t(ckpt.classes.size())});
-    if (!c.quiet) std::printf("%s: %ld events -> %s\n", input.c_str(), long(events.rows()), path.c_str());
+    const std::vector<int64_t> shape = npy_shape(input);
+    check(std::vector<int64_t>(shape.begin() + 1, shape.end()) == ckpt.event_shape,
+          input + ": event shape does not match the model's");
+    const bool done = score_file(model, input, options, comm);
+    complete = complete && done;
+    if (!c.quiet && comm.root())
+      std::printf("%s: %ld events%s\n", input.c_str(), long(shape[0]),
+                  done ? " scored" : ", stopped (--max-chunks): continue with --resume");
   }
-  return 0;
+  return complete ? 0 : 4;
 }
 
 // FILE:SIGMA_FB -> (file, sigma)
@@ -193,7 +193,8 @@ int main(int argc, char** argv) {
   add_seed(train, common);
 
   auto* score = app.add_subcommand("score", "softmax scores of events with a trained model; writes OUT/NAME.npy "
-                                            "of shape (N, classes) per input");
+                                            "of shape (N, classes) per input, streamed in chunks (under mpirun "
+                                            "the ranks share the events)");
   std::string model;
   std::vector<std::string> inputs;
   int batch = 1024;
@@ -201,6 +202,12 @@ int main(int argc, char** argv) {
   score->add_option("inputs", inputs, ".npy or .npy.gz files of events")->required()->check(CLI::ExistingFile);
   score->add_option("-o,--out", out, "output directory")->capture_default_str();
   score->add_option("--batch", batch, "events per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
+  ScoreOptions score_options;
+  score->add_option("--chunk", score_options.chunk, "events read, scored and written at a time")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  score->add_option("--max-chunks", score_options.max_chunks,
+                    "stop after this many chunks (exit status 4); --resume continues");
+  score->add_flag("--resume", score_options.resume, "continue an unfinished OUT/NAME.npy.partial");
   add_common(score, common);
 
   auto* scan = app.add_subcommand("scan", "window scan of anomaly scores against background scores "
@@ -229,7 +236,11 @@ int main(int argc, char** argv) {
   try {
     if (*run) return cmd_run(config, out, resume, common);
     if (*train) return cmd_train(config, stage, out, init, resume, epochs, common);
-    if (*score) return cmd_score(model, inputs, out, batch, common);
+    if (*score) {
+      score_options.out_dir = out;
+      score_options.progress = !common.quiet;
+      return cmd_score(model, inputs, batch, score_options, common);
+    }
     if (*scan) return cmd_scan(anomalies, backgrounds, col, out, settings, widths, lumis);
   } catch (const Error& e) {
     std::fprintf(stderr, "aware: error: %s\n", e.what());

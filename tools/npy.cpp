@@ -583,6 +583,8 @@ void save_npy(const std::filesystem::path& path, const float* data, std::span<co
   if (directory_fd.get() >= 0) ::fsync(directory_fd.get());
 }
 
+std::string npy_header(std::span<const int64_t> shape) { return make_header(shape); }
+
 std::vector<int64_t> npy_shape(const std::filesystem::path& path) {
   if (is_gzip_path(path)) {
     GzipReader reader(path);

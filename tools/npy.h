@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace aware {
@@ -47,6 +48,10 @@ class NpyArray {
 // Writes a float32 C-order .npy (version 1.0 header, padded to 64 bytes as numpy does) atomically:
 // to "<path>.tmp.<pid>", fsync, then rename over path. Throws aware::Error naming the path on failure.
 void save_npy(const std::filesystem::path& path, const float* data, std::span<const int64_t> shape);
+
+// The header of a float32 C-order .npy of `shape` (magic, version 1.0, dict, padded to 64 bytes as
+// numpy pads it), for writers that fill the data in place (streamed scoring).
+std::string npy_header(std::span<const int64_t> shape);
 
 // Shape of a .npy (or .npy.gz) file without reading the data; the header gets the same validation as in
 // NpyArray::load. For plain files the file size is checked against the shape too; for .gz files that would

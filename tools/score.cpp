@@ -1,0 +1,97 @@
+#include "tools/score.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+
+#include "runtime/checkpoint.h"
+#include "runtime/error.h"
+#include "runtime/progress.h"
+#include "tools/npy.h"
+
+namespace aware {
+namespace {
+
+// "top.npy.gz" -> "top"
+std::string stem(const std::filesystem::path& input) {
+  std::string name = input.filename().string();
+  for (const char* ext : {".gz", ".npy"})
+    if (name.size() > std::strlen(ext) && name.ends_with(ext)) name.resize(name.size() - std::strlen(ext));
+  return name;
+}
+
+int64_t read_progress(const std::filesystem::path& state) {
+  std::ifstream in(state);
+  int64_t done = 0;
+  return (in >> done) ? done : 0;
+}
+
+}  // namespace
+
+bool score_file(Model& model, const std::filesystem::path& input, const ScoreOptions& options,
+                Communicator& comm) {
+  const NpyArray events = NpyArray::load(input);  // plain .npy: memory-mapped, paged in as read
+  const std::vector<int64_t> shape(events.shape().begin() + 1, events.shape().end());
+  check(int64_t(model.row_size()) == events.row_size(),
+        input.string() + ": events of " + std::to_string(events.row_size()) + " values, the model takes " +
+            std::to_string(model.row_size()));
+  const int64_t n = events.rows(), classes = model.classes();
+  const std::vector<int64_t> out_shape{n, classes};
+  const std::string header = npy_header(out_shape);
+  const auto out = options.out_dir / (stem(input) + ".npy");
+  const auto partial = std::filesystem::path(out.string() + ".partial");
+  const auto state = std::filesystem::path(partial.string() + ".rank" + std::to_string(comm.rank()));
+
+  // Rank 0 lays out the whole output (header, then zeros) before anyone writes into it.
+  std::filesystem::create_directories(options.out_dir);
+  if (comm.root() && !(options.resume && std::filesystem::exists(partial))) {
+    const int fd = ::open(partial.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    check(fd >= 0, partial.string() + ": cannot create (" + std::strerror(errno) + ")");
+    const bool ok = ::pwrite(fd, header.data(), header.size(), 0) == ssize_t(header.size()) &&
+                    ::ftruncate(fd, off_t(header.size() + size_t(n * classes) * sizeof(float))) == 0;
+    ::close(fd);
+    check(ok, partial.string() + ": cannot lay out the output (" + std::strerror(errno) + ")");
+    for (int r = 0; r < comm.size(); ++r) std::filesystem::remove(partial.string() + ".rank" + std::to_string(r));
+  }
+  comm.barrier();
+
+  const int64_t lo = comm.rank() * n / comm.size(), hi = (comm.rank() + 1) * n / comm.size();
+  int64_t done = options.resume ? std::min(read_progress(state), hi - lo) : 0;
+  const int fd = ::open(partial.c_str(), O_WRONLY);
+  check(fd >= 0, partial.string() + ": cannot open (" + std::strerror(errno) + ")");
+  ProgressBar bar("scoring " + input.filename().string(), hi - lo, "events", options.progress && comm.root());
+  int64_t chunks = 0;
+  while (done < hi - lo && (options.max_chunks < 0 || chunks < options.max_chunks)) {
+    const int64_t begin = lo + done, rows = std::min(options.chunk, hi - begin);
+    const std::vector<float> p = model.predict(events.data() + begin * events.row_size(), rows);
+    const size_t bytes = p.size() * sizeof(float);
+    const off_t at = off_t(header.size() + size_t(begin * classes) * sizeof(float));
+    const bool ok = ::pwrite(fd, p.data(), bytes, at) == ssize_t(bytes) && ::fdatasync(fd) == 0;
+    if (!ok) {
+      const std::string why = std::strerror(errno);
+      ::close(fd);
+      throw Error(partial.string() + ": write failed (" + why + ")");
+    }
+    done += rows;
+    ++chunks;
+    write_file_atomic(state, std::to_string(done) + "\n");  // after the data is on disk
+    bar.update(done);
+  }
+  ::close(fd);
+  const bool complete = done == hi - lo;
+  if (complete) bar.finish();
+
+  // The output appears under its name only when every rank has finished its slice.
+  double unfinished = complete ? 0.0 : 1.0;
+  comm.sum(&unfinished, 1);
+  if (unfinished == 0.0 && comm.root()) {
+    std::filesystem::rename(partial, out);
+    for (int r = 0; r < comm.size(); ++r) std::filesystem::remove(partial.string() + ".rank" + std::to_string(r));
+  }
+  comm.barrier();
+  return unfinished == 0.0;
+}
+
+}  // namespace aware

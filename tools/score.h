@@ -1,0 +1,27 @@
+// Offline scoring at scale: softmax scores of the events of a .npy file, streamed in chunks from the
+// memory-mapped input and written in place into the output as they come, so that memory stays
+// bounded by the chunk, a killed job loses at most the chunk in flight, and --resume continues.
+// Under mpirun each rank scores a contiguous slice of the events into the same output file.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+
+#include "model/model.h"
+#include "runtime/communicator.h"
+
+namespace aware {
+
+struct ScoreOptions {
+  std::filesystem::path out_dir = ".";
+  int64_t chunk = 1 << 16;   // events per chunk (read, score, write, record progress)
+  int64_t max_chunks = -1;   // stop after this many chunks of this call (a time-limited job); -1: all
+  bool resume = false;       // continue OUT.npy.partial from its recorded progress
+  bool progress = true;
+};
+
+// Scores `input` into out_dir/NAME.npy, shape (N, classes). Returns true when the file is complete
+// (false: stopped by max_chunks; --resume continues it).
+bool score_file(Model& model, const std::filesystem::path& input, const ScoreOptions& options,
+                Communicator& comm);
+
+}  // namespace aware
