@@ -54,6 +54,23 @@ TEST_F(ScoreTest, AKilledJobResumesWhereItStopped) {
   expect_same_scores(dir / "whole" / "e.npy", dir / "killed" / "e.npy");
 }
 
+TEST_F(ScoreTest, ANonFiniteValueMidStreamIsOneClearError) {
+  std::vector<float> x(301 * 64, 1.0f);
+  x[200 * 64 + 5] = std::nanf("");
+  const std::vector<int64_t> shape{301, 8, 8};
+  save_npy(dir / "bad.npy", x.data(), shape);
+  const std::string cmd = std::string(AWARE_BINARY) + " score -q -m " + model + " " + (dir / "bad.npy").string() +
+                          " --chunk 7 -o " + (dir / "bad") .string() + " 2>&1";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  std::string out(4096, '\0');
+  out.resize(std::fread(out.data(), 1, out.size(), pipe));
+  const int status = ::pclose(pipe);
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+  EXPECT_NE(out.find("bad.npy"), std::string::npos) << out;
+  EXPECT_NE(out.find("index [200, 0, 5]"), std::string::npos) << out;
+  EXPECT_FALSE(std::filesystem::exists(dir / "bad" / "bad.npy"));
+}
+
 TEST_F(ScoreTest, TwoMpiRanksShareTheEventsOfOneOutput) {
   if (std::system("command -v mpirun >/dev/null 2>&1") != 0) GTEST_SKIP() << "mpirun not found";
   const std::string cmd = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader "

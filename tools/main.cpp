@@ -83,7 +83,7 @@ int cmd_train(const std::string& config, const std::string& stage, const std::fi
   std::filesystem::create_directories(out);
   const auto logs = train_stage(*model, cfg, events.normal_train, stage == "aa" ? &events.anomalies : nullptr,
                                 events.normal_test, so, base);
-  if (world().root())
+  if (world().root() && !c.quiet)
     std::printf("%s: %zu epochs run on %d rank(s), checkpoint %s\n", stage.c_str(), logs.size(), world().size(),
                 so.checkpoint.c_str());
   return 0;

@@ -411,9 +411,13 @@ std::optional<int64_t> first_non_finite(const float* values, int64_t count) {
   return std::nullopt;
 }
 
-void check_finite(const fs::path& path, const float* values, int64_t count, std::span<const int64_t> shape) {
-  std::optional<int64_t> bad = first_non_finite(values, count);
-  if (!bad) return;
+// values[0, count) are the array's elements from `offset` on.
+void check_finite(const fs::path& path, const float* values, int64_t count, std::span<const int64_t> shape,
+                  int64_t offset = 0) {
+  std::optional<int64_t> found = first_non_finite(values, count);
+  if (!found) return;
+  const float value = values[*found];
+  const std::optional<int64_t> bad = *found + offset;
 
   // The multi-dimensional index is what a user looks up in numpy: a[1, 2, 3].
   std::vector<int64_t> index(shape.size());
@@ -425,7 +429,7 @@ void check_finite(const fs::path& path, const float* values, int64_t count, std:
   std::string index_text;
   for (size_t d = 0; d < index.size(); ++d) index_text += (d > 0 ? ", " : "") + std::to_string(index[d]);
 
-  uint32_t bits = std::bit_cast<uint32_t>(values[*bad]);
+  uint32_t bits = std::bit_cast<uint32_t>(value);
   const char* kind = (bits & 0x007fffffu) != 0 ? "NaN" : (bits >> 31) != 0 ? "-Inf" : "+Inf";
   throw npy_error(path, "element " + std::to_string(*bad) + " (index [" + index_text + "]) is " + kind +
                             "; values must be finite");
@@ -471,7 +475,7 @@ std::string make_header(std::span<const int64_t> shape) {
 
 }  // namespace
 
-NpyArray NpyArray::load(const std::filesystem::path& path) {
+NpyArray NpyArray::load(const std::filesystem::path& path, Finite finite) {
   NpyArray array;
   array.path_ = path;
 
@@ -517,8 +521,13 @@ NpyArray NpyArray::load(const std::filesystem::path& path) {
     }
   }
 
-  check_finite(path, array.data_, array.size_, array.shape_);
+  if (finite == Finite::check_all) check_finite(path, array.data_, array.size_, array.shape_);
   return array;
+}
+
+void NpyArray::check_finite_rows(int64_t first, int64_t count) const {
+  const int64_t row = row_size();
+  check_finite(path_, data_ + first * row, count * row, shape_, first * row);
 }
 
 int64_t NpyArray::row_size() const {

@@ -17,7 +17,11 @@ namespace aware {
 // `.npy.gz` files are decompressed with zlib into memory. Values are checked to be finite.
 class NpyArray {
  public:
-  static NpyArray load(const std::filesystem::path& path);  // throws aware::Error naming the file
+  // Values are checked to be finite when loading, or, for a streaming reader that must not touch
+  // the whole file up front, by the caller through check_finite_rows() as it reads.
+  enum class Finite { check_all, by_caller };
+  static NpyArray load(const std::filesystem::path& path, Finite finite = Finite::check_all);  // throws aware::Error naming the file
+  void check_finite_rows(int64_t first, int64_t count) const;  // the same error as load's
 
   const std::vector<int64_t>& shape() const { return shape_; }
   int64_t rows() const { return shape_.empty() ? 0 : shape_[0]; }
@@ -25,6 +29,7 @@ class NpyArray {
   const float* data() const { return data_; }
   int64_t size() const { return size_; }  // number of floats
   const std::filesystem::path& path() const { return path_; }
+  bool mapped() const { return mapping_ != nullptr; }  // memory-mapped (plain .npy), not owned
 
   NpyArray(NpyArray&& other) noexcept;
   NpyArray& operator=(NpyArray&& other) noexcept;

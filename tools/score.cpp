@@ -1,6 +1,7 @@
 #include "tools/score.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -22,6 +23,14 @@ std::string stem(const std::filesystem::path& input) {
   return name;
 }
 
+// Drops the pages of a consumed part of the memory-mapped input: the kernel would keep them resident
+// (they count in the process's RSS) until memory runs short; this keeps the footprint to the chunk.
+void release(const float* begin, const float* end) {
+  const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  const uintptr_t lo = (uintptr_t(begin) + page - 1) / page * page, hi = uintptr_t(end) / page * page;
+  if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+}
+
 int64_t read_progress(const std::filesystem::path& state) {
   std::ifstream in(state);
   int64_t done = 0;
@@ -32,7 +41,8 @@ int64_t read_progress(const std::filesystem::path& state) {
 
 bool score_file(Model& model, const std::filesystem::path& input, const ScoreOptions& options,
                 Communicator& comm) {
-  const NpyArray events = NpyArray::load(input);  // plain .npy: memory-mapped, paged in as read
+  // Plain .npy: memory-mapped, paged in as read; each chunk is checked to be finite as it comes.
+  const NpyArray events = NpyArray::load(input, NpyArray::Finite::by_caller);
   const std::vector<int64_t> shape(events.shape().begin() + 1, events.shape().end());
   check(int64_t(model.row_size()) == events.row_size(),
         input.string() + ": events of " + std::to_string(events.row_size()) + " values, the model takes " +
@@ -65,6 +75,7 @@ bool score_file(Model& model, const std::filesystem::path& input, const ScoreOpt
   int64_t chunks = 0;
   while (done < hi - lo && (options.max_chunks < 0 || chunks < options.max_chunks)) {
     const int64_t begin = lo + done, rows = std::min(options.chunk, hi - begin);
+    events.check_finite_rows(begin, rows);
     const std::vector<float> p = model.predict(events.data() + begin * events.row_size(), rows);
     const size_t bytes = p.size() * sizeof(float);
     const off_t at = off_t(header.size() + size_t(begin * classes) * sizeof(float));
@@ -74,6 +85,7 @@ bool score_file(Model& model, const std::filesystem::path& input, const ScoreOpt
       ::close(fd);
       throw Error(partial.string() + ": write failed (" + why + ")");
     }
+    if (events.mapped()) release(events.data() + begin * events.row_size(), events.data() + (begin + rows) * events.row_size());
     done += rows;
     ++chunks;
     write_file_atomic(state, std::to_string(done) + "\n");  // after the data is on disk
