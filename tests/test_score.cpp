@@ -8,8 +8,21 @@
 #include "synthetic.h"
 #include "tools/npy.h"
 
+#if defined(AWARE_HDF5)
+#include <hdf5.h>
+#endif
+
 namespace aware {
 namespace {
+
+// Exit status and output (stdout and stderr) of an aware command.
+std::pair<int, std::string> run_output(const std::string& args) {
+  FILE* pipe = ::popen((std::string(AWARE_BINARY) + " " + args + " -q 2>&1").c_str(), "r");
+  std::string out(8192, '\0');
+  out.resize(std::fread(out.data(), 1, out.size(), pipe));
+  const int status = ::pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
 
 int run(const std::string& args) {
   const int status = std::system((std::string(AWARE_BINARY) + " " + args + " -q").c_str());
@@ -69,6 +82,58 @@ TEST_F(ScoreTest, ANonFiniteValueMidStreamIsOneClearError) {
   EXPECT_NE(out.find("bad.npy"), std::string::npos) << out;
   EXPECT_NE(out.find("index [200, 0, 5]"), std::string::npos) << out;
   EXPECT_FALSE(std::filesystem::exists(dir / "bad" / "bad.npy"));
+}
+
+#if defined(AWARE_HDF5)
+// Writes datasets (name -> float32 values of the events' shape, or int32 when `integer`) to an HDF5 file.
+void write_hdf5(const std::filesystem::path& path, const NpyArray& events,
+                const std::vector<std::pair<std::string, bool>>& datasets) {
+  const hid_t file = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  std::vector<hsize_t> dims(events.shape().begin(), events.shape().end());
+  const hid_t space = H5Screate_simple(int(dims.size()), dims.data(), nullptr);
+  for (const auto& [name, integer] : datasets) {
+    const hid_t set = H5Dcreate2(file, name.c_str(), integer ? H5T_NATIVE_INT : H5T_IEEE_F64LE, space, H5P_DEFAULT,
+                                 H5P_DEFAULT, H5P_DEFAULT);
+    if (integer) {
+      std::vector<int> v(size_t(events.size()), 1);
+      H5Dwrite(set, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data());
+    } else {
+      H5Dwrite(set, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, events.data());  // stored as float64
+    }
+    H5Dclose(set);
+  }
+  H5Sclose(space);
+  H5Fclose(file);
+}
+#endif
+
+TEST_F(ScoreTest, Hdf5InputGivesTheScoresOfTheNpyAndClearErrors) {
+#if !defined(AWARE_HDF5)
+  GTEST_SKIP() << "built without HDF5";
+#else
+  const NpyArray e = NpyArray::load(events);
+  write_hdf5(dir / "e.h5", e, {{"jets", false}});
+  ASSERT_EQ(run("score -m " + model + " " + (dir / "e.h5").string() + " --chunk 7 -o " + (dir / "h5").string()), 0);
+  expect_same_scores(dir / "whole" / "e.npy", dir / "h5" / "e.npy");
+
+  write_hdf5(dir / "two.h5", e, {{"jets", false}, {"labels", true}});
+  auto [status, out] = run_output("score -m " + model + " " + (dir / "two.h5").string() + " -o " + (dir / "x").string());
+  EXPECT_EQ(status, 2);
+  EXPECT_NE(out.find("name the dataset"), std::string::npos) << out;
+  std::tie(status, out) = run_output("score -m " + model + " " + (dir / "two.h5").string() + ":labels -o " + (dir / "x").string());
+  EXPECT_EQ(status, 2);
+  EXPECT_NE(out.find("two.h5:labels: values must be floating point"), std::string::npos) << out;
+  std::tie(status, out) = run_output("score -m " + model + " " + (dir / "two.h5").string() + ":missing -o " + (dir / "x").string());
+  EXPECT_EQ(status, 2);
+  EXPECT_NE(out.find("two.h5:missing: no such dataset"), std::string::npos) << out;
+
+  // A truncated file: the first half of a valid one.
+  std::filesystem::copy_file(dir / "e.h5", dir / "cut.h5");
+  std::filesystem::resize_file(dir / "cut.h5", std::filesystem::file_size(dir / "e.h5") / 2);
+  std::tie(status, out) = run_output("score -m " + model + " " + (dir / "cut.h5").string() + ":jets -o " + (dir / "x").string());
+  EXPECT_EQ(status, 2);
+  EXPECT_NE(out.find("cut.h5"), std::string::npos) << out;
+#endif
 }
 
 TEST_F(ScoreTest, TwoMpiRanksShareTheEventsOfOneOutput) {

@@ -13,6 +13,7 @@
 #include "tools/analysis.h"
 #include "tools/npy.h"
 #include "tools/pipeline.h"
+#include "tools/events.h"
 #include "tools/score.h"
 
 using namespace aware;
@@ -101,13 +102,15 @@ int cmd_score(const std::filesystem::path& model_path, const std::vector<std::st
   Communicator& comm = world();
   bool complete = true;
   for (const auto& input : inputs) {
-    const std::vector<int64_t> shape = npy_shape(input);
-    check(std::vector<int64_t>(shape.begin() + 1, shape.end()) == ckpt.event_shape,
-          input + ": event shape does not match the model's");
+    const int64_t events = [&] {
+      const auto source = EventSource::open(input);
+      check(source->event_shape() == ckpt.event_shape, input + ": event shape does not match the model's");
+      return source->rows();
+    }();
     const bool done = score_file(model, input, options, comm);
     complete = complete && done;
     if (!c.quiet && comm.root())
-      std::printf("%s: %ld events%s\n", input.c_str(), long(shape[0]),
+      std::printf("%s: %ld events%s\n", input.c_str(), long(events),
                   done ? " scored" : ", stopped (--max-chunks): continue with --resume");
   }
   return complete ? 0 : 4;
@@ -199,7 +202,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> inputs;
   int batch = 1024;
   score->add_option("-m,--model", model, "checkpoint (prior.ckpt or aa.ckpt)")->required()->check(CLI::ExistingFile);
-  score->add_option("inputs", inputs, ".npy or .npy.gz files of events")->required()->check(CLI::ExistingFile);
+  score->add_option("inputs", inputs, "event files: .npy, .npy.gz, or HDF5 FILE.h5[:DATASET]")->required();
   score->add_option("-o,--out", out, "output directory")->capture_default_str();
   score->add_option("--batch", batch, "events per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
   ScoreOptions score_options;

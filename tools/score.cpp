@@ -1,7 +1,6 @@
 #include "tools/score.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -10,26 +9,11 @@
 #include "runtime/checkpoint.h"
 #include "runtime/error.h"
 #include "runtime/progress.h"
+#include "tools/events.h"
 #include "tools/npy.h"
 
 namespace aware {
 namespace {
-
-// "top.npy.gz" -> "top"
-std::string stem(const std::filesystem::path& input) {
-  std::string name = input.filename().string();
-  for (const char* ext : {".gz", ".npy"})
-    if (name.size() > std::strlen(ext) && name.ends_with(ext)) name.resize(name.size() - std::strlen(ext));
-  return name;
-}
-
-// Drops the pages of a consumed part of the memory-mapped input: the kernel would keep them resident
-// (they count in the process's RSS) until memory runs short; this keeps the footprint to the chunk.
-void release(const float* begin, const float* end) {
-  const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
-  const uintptr_t lo = (uintptr_t(begin) + page - 1) / page * page, hi = uintptr_t(end) / page * page;
-  if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
-}
 
 int64_t read_progress(const std::filesystem::path& state) {
   std::ifstream in(state);
@@ -39,18 +23,16 @@ int64_t read_progress(const std::filesystem::path& state) {
 
 }  // namespace
 
-bool score_file(Model& model, const std::filesystem::path& input, const ScoreOptions& options,
+bool score_file(Model& model, const std::string& input, const ScoreOptions& options,
                 Communicator& comm) {
-  // Plain .npy: memory-mapped, paged in as read; each chunk is checked to be finite as it comes.
-  const NpyArray events = NpyArray::load(input, NpyArray::Finite::by_caller);
-  const std::vector<int64_t> shape(events.shape().begin() + 1, events.shape().end());
-  check(int64_t(model.row_size()) == events.row_size(),
-        input.string() + ": events of " + std::to_string(events.row_size()) + " values, the model takes " +
+  const auto events = EventSource::open(input);
+  check(int64_t(model.row_size()) == events->row_size(),
+        input + ": events of " + std::to_string(events->row_size()) + " values, the model takes " +
             std::to_string(model.row_size()));
-  const int64_t n = events.rows(), classes = model.classes();
+  const int64_t n = events->rows(), classes = model.classes();
   const std::vector<int64_t> out_shape{n, classes};
   const std::string header = npy_header(out_shape);
-  const auto out = options.out_dir / (stem(input) + ".npy");
+  const auto out = options.out_dir / (events->name() + ".npy");
   const auto partial = std::filesystem::path(out.string() + ".partial");
   const auto state = std::filesystem::path(partial.string() + ".rank" + std::to_string(comm.rank()));
 
@@ -71,12 +53,13 @@ bool score_file(Model& model, const std::filesystem::path& input, const ScoreOpt
   int64_t done = options.resume ? std::min(read_progress(state), hi - lo) : 0;
   const int fd = ::open(partial.c_str(), O_WRONLY);
   check(fd >= 0, partial.string() + ": cannot open (" + std::strerror(errno) + ")");
-  ProgressBar bar("scoring " + input.filename().string(), hi - lo, "events", options.progress && comm.root());
+  ProgressBar bar("scoring " + events->name(), hi - lo, "events", options.progress && comm.root());
+  std::vector<float> chunk(size_t(std::min(options.chunk, std::max<int64_t>(hi - lo, 1)) * events->row_size()));
   int64_t chunks = 0;
   while (done < hi - lo && (options.max_chunks < 0 || chunks < options.max_chunks)) {
     const int64_t begin = lo + done, rows = std::min(options.chunk, hi - begin);
-    events.check_finite_rows(begin, rows);
-    const std::vector<float> p = model.predict(events.data() + begin * events.row_size(), rows);
+    events->read(begin, rows, chunk.data());
+    const std::vector<float> p = model.predict(chunk.data(), rows);
     const size_t bytes = p.size() * sizeof(float);
     const off_t at = off_t(header.size() + size_t(begin * classes) * sizeof(float));
     const bool ok = ::pwrite(fd, p.data(), bytes, at) == ssize_t(bytes) && ::fdatasync(fd) == 0;
@@ -85,7 +68,6 @@ bool score_file(Model& model, const std::filesystem::path& input, const ScoreOpt
       ::close(fd);
       throw Error(partial.string() + ": write failed (" + why + ")");
     }
-    if (events.mapped()) release(events.data() + begin * events.row_size(), events.data() + (begin + rows) * events.row_size());
     done += rows;
     ++chunks;
     write_file_atomic(state, std::to_string(done) + "\n");  // after the data is on disk

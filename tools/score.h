@@ -1,10 +1,11 @@
-// Offline scoring at scale: softmax scores of the events of a .npy file, streamed in chunks from the
-// memory-mapped input and written in place into the output as they come, so that memory stays
+// Offline scoring at scale: softmax scores of the events of a file, streamed in chunks from the input
+// (a memory-mapped .npy or an HDF5 dataset) and written in place into the output as they come, so that memory stays
 // bounded by the chunk, a killed job loses at most the chunk in flight, and --resume continues.
 // Under mpirun each rank scores a contiguous slice of the events into the same output file.
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <string>
 
 #include "model/model.h"
 #include "runtime/communicator.h"
@@ -19,9 +20,10 @@ struct ScoreOptions {
   bool progress = true;
 };
 
-// Scores `input` into out_dir/NAME.npy, shape (N, classes). Returns true when the file is complete
+// Scores the events of `input` (tools/events.h: .npy, .npy.gz, FILE.h5[:DATASET]) into
+// out_dir/NAME.npy, shape (N, classes). Returns true when the file is complete
 // (false: stopped by max_chunks; --resume continues it).
-bool score_file(Model& model, const std::filesystem::path& input, const ScoreOptions& options,
+bool score_file(Model& model, const std::string& input, const ScoreOptions& options,
                 Communicator& comm);
 
 }  // namespace aware
