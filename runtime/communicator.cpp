@@ -22,6 +22,7 @@ class SingleRank final : public Communicator {
   void sum(float*, size_t) override {}
   void sum(double*, size_t) override {}
   void barrier() override {}
+  void abort(int) override {}
 };
 
 #if defined(AWARE_MPI)
@@ -47,6 +48,7 @@ class Mpi final : public Communicator {
   void sum(float* data, size_t n) override { reduce(data, n, MPI_FLOAT); }
   void sum(double* data, size_t n) override { reduce(data, n, MPI_DOUBLE); }
   void barrier() override { MPI_Barrier(MPI_COMM_WORLD); }
+  void abort(int code) override { MPI_Abort(MPI_COMM_WORLD, code); }
 
  private:
   void reduce(void* data, size_t n, MPI_Datatype type) {

@@ -21,6 +21,8 @@ class Communicator {
   virtual void sum(float* data, size_t n) = 0;
   virtual void sum(double* data, size_t n) = 0;
   virtual void barrier() = 0;
+  // Ends every rank of the job (a rank that failed must not leave the others waiting in a collective).
+  virtual void abort(int code) = 0;
   bool root() const { return rank() == 0; }
 };
 

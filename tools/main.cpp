@@ -164,6 +164,18 @@ int cmd_scan(const std::vector<std::string>& anomalies, const std::vector<std::s
   return 0;
 }
 
+// One message; under mpirun it names the rank, and the whole job ends (the other ranks may be
+// waiting for this one in a collective).
+int fail(int code, const char* kind, const char* what) {
+  if (launched_by_mpi()) {
+    std::fprintf(stderr, "aware: rank %d of %d: %s: %s\n", world().rank(), world().size(), kind, what);
+    std::fflush(stderr);
+    world().abort(code);
+  }
+  std::fprintf(stderr, "aware: %s: %s\n", kind, what);
+  return code;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -246,11 +258,9 @@ int main(int argc, char** argv) {
     }
     if (*scan) return cmd_scan(anomalies, backgrounds, col, out, settings, widths, lumis);
   } catch (const Error& e) {
-    std::fprintf(stderr, "aware: error: %s\n", e.what());
-    return 2;
+    return fail(2, "error", e.what());
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "aware: internal error: %s\n", e.what());
-    return 3;
+    return fail(3, "internal error", e.what());
   }
   return 0;
 }
