@@ -5,7 +5,7 @@ sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
 pkgs=(cmake g++ make pkg-config zlib1g-dev libopenblas-dev libopenblas0-openmp libomp-dev
       libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev
       libopenmpi-dev openmpi-bin libhdf5-dev
-      python3 python3-numpy python3-matplotlib)
+      python3 python3-numpy)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
