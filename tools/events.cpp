@@ -112,8 +112,9 @@ class Hdf5Source final : public EventSource {
               " (truncated or corrupt file?)");
     const int64_t n = count * row_size();
     for (int64_t i = 0; i < n; ++i)
-      check(std::isfinite(out[i]), where_ + ": event " + std::to_string(first + i / row_size()) + ", value " +
-                                       std::to_string(i % row_size()) + " is not finite");
+      if (!std::isfinite(out[i]))  // the message is built only on failure: this loop is the hot path
+        throw Error(where_ + ": event " + std::to_string(first + i / row_size()) + ", value " +
+                    std::to_string(i % row_size()) + " is not finite");
   }
 
  private:

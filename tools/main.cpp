@@ -13,7 +13,6 @@
 #include "tools/analysis.h"
 #include "tools/npy.h"
 #include "tools/pipeline.h"
-#include "tools/events.h"
 #include "tools/score.h"
 
 using namespace aware;
@@ -102,16 +101,11 @@ int cmd_score(const std::filesystem::path& model_path, const std::vector<std::st
   Communicator& comm = world();
   bool complete = true;
   for (const auto& input : inputs) {
-    const int64_t events = [&] {
-      const auto source = EventSource::open(input);
-      check(source->event_shape() == ckpt.event_shape, input + ": event shape does not match the model's");
-      return source->rows();
-    }();
-    const bool done = score_file(model, input, options, comm);
-    complete = complete && done;
+    const ScoreResult r = score_file(model, input, ckpt.event_shape, options, comm);
+    complete = complete && r.complete;
     if (!c.quiet && comm.root())
-      std::printf("%s: %ld events%s\n", input.c_str(), long(events),
-                  done ? " scored" : ", stopped (--max-chunks): continue with --resume");
+      std::printf("%s: %ld events%s\n", input.c_str(), long(r.events),
+                  r.complete ? " scored" : ", stopped (--max-chunks): continue with --resume");
   }
   return complete ? 0 : 4;
 }

@@ -23,12 +23,10 @@ int64_t read_progress(const std::filesystem::path& state) {
 
 }  // namespace
 
-bool score_file(Model& model, const std::string& input, const ScoreOptions& options,
-                Communicator& comm) {
+ScoreResult score_file(Model& model, const std::string& input, const std::vector<int64_t>& event_shape,
+                       const ScoreOptions& options, Communicator& comm) {
   const auto events = EventSource::open(input);
-  check(int64_t(model.row_size()) == events->row_size(),
-        input + ": events of " + std::to_string(events->row_size()) + " values, the model takes " +
-            std::to_string(model.row_size()));
+  check(events->event_shape() == event_shape, input + ": event shape does not match the model's");
   const int64_t n = events->rows(), classes = model.classes();
   const std::vector<int64_t> out_shape{n, classes};
   const std::string header = npy_header(out_shape);
@@ -85,7 +83,7 @@ bool score_file(Model& model, const std::string& input, const ScoreOptions& opti
     for (int r = 0; r < comm.size(); ++r) std::filesystem::remove(partial.string() + ".rank" + std::to_string(r));
   }
   comm.barrier();
-  return unfinished == 0.0;
+  return {n, unfinished == 0.0};
 }
 
 }  // namespace aware

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "model/model.h"
 #include "runtime/communicator.h"
@@ -20,10 +21,14 @@ struct ScoreOptions {
   bool progress = true;
 };
 
-// Scores the events of `input` (tools/events.h: .npy, .npy.gz, FILE.h5[:DATASET]) into
-// out_dir/NAME.npy, shape (N, classes). Returns true when the file is complete
-// (false: stopped by max_chunks; --resume continues it).
-bool score_file(Model& model, const std::string& input, const ScoreOptions& options,
-                Communicator& comm);
+struct ScoreResult {
+  int64_t events = 0;     // in the file
+  bool complete = false;  // false: stopped by max_chunks; --resume continues it
+};
+
+// Scores the events of `input` (tools/events.h: .npy, .npy.gz, FILE.h5[:DATASET]), which must have
+// the model's `event_shape`, into out_dir/NAME.npy, shape (N, classes).
+ScoreResult score_file(Model& model, const std::string& input, const std::vector<int64_t>& event_shape,
+                       const ScoreOptions& options, Communicator& comm);
 
 }  // namespace aware
