@@ -67,10 +67,29 @@ class Section {
   std::vector<std::string> seen_;
 };
 
+// Sets root[section][key] from "section.key=VALUE", VALUE parsed as TOML.
+void apply_override(toml::table& root, const std::string& setting) {
+  const size_t eq = setting.find('='), dot = setting.find('.');
+  check(eq != std::string::npos && dot != std::string::npos && dot < eq,
+        "--set " + setting + ": expected SECTION.KEY=VALUE, e.g. train.lambda=0.3");
+  const std::string section = setting.substr(0, dot), key = setting.substr(dot + 1, eq - dot - 1);
+  toml::table value;
+  try {
+    value = toml::parse("value = " + setting.substr(eq + 1));
+  } catch (const toml::parse_error& e) {
+    throw Error("--set " + setting + ": the value is not TOML (" + std::string(e.description()) +
+                "); strings need quotes, e.g. data.unseen=[\"eft\"]");
+  }
+  if (!root.contains(section)) root.insert(section, toml::table{});
+  toml::table* table = root[section].as_table();
+  check(table != nullptr, "--set " + setting + ": [" + section + "] is not a table");
+  table->insert_or_assign(key, *value.get("value"));
+}
+
 }  // namespace
 
 RunConfig parse_config(const std::string& text, const std::string& name,
-                       const std::filesystem::path& base) {
+                       const std::filesystem::path& base, const std::vector<std::string>& overrides) {
   toml::table root;
   try {
     root = toml::parse(text, name);
@@ -82,6 +101,16 @@ RunConfig parse_config(const std::string& text, const std::string& name,
   }
   RunConfig cfg;
   cfg.text = text;
+  if (!overrides.empty()) {
+    std::ostringstream merged;
+    merged << "# " << name << " with";
+    for (const auto& o : overrides) {
+      apply_override(root, o);
+      merged << " --set " << o;
+    }
+    merged << "\n" << root << "\n";
+    cfg.text = merged.str();
+  }
   for (auto&& [key, value] : root) {
     const std::string k(key.str());
     check(k == "run" || k == "data" || k == "network" || k == "train" || k == "scan",
@@ -171,12 +200,12 @@ RunConfig parse_config(const std::string& text, const std::string& name,
   return cfg;
 }
 
-RunConfig load_config(const std::filesystem::path& path) {
+RunConfig load_config(const std::filesystem::path& path, const std::vector<std::string>& overrides) {
   std::ifstream in(path);
   check(bool(in), path.string() + ": cannot open the config file");
   std::stringstream text;
   text << in.rdbuf();
-  return parse_config(text.str(), path.string(), path.parent_path());
+  return parse_config(text.str(), path.string(), path.parent_path(), overrides);
 }
 
 }  // namespace aware

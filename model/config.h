@@ -53,9 +53,11 @@ struct RunConfig {
   std::string text;         // the config as written (stored in checkpoints)
 };
 
-// `base` resolves relative data paths (the config file's directory).
+// `base` resolves relative data paths (the config file's directory). `overrides` are "section.key=VALUE"
+// with a TOML value (`train.lambda=0.3`, `data.aware=["w","r4"]`), applied over the file; with overrides
+// the stored text is the merged config, written back by toml++, so a checkpoint still says what ran.
 RunConfig parse_config(const std::string& text, const std::string& name,
-                       const std::filesystem::path& base = ".");
-RunConfig load_config(const std::filesystem::path& path);
+                       const std::filesystem::path& base = ".", const std::vector<std::string>& overrides = {});
+RunConfig load_config(const std::filesystem::path& path, const std::vector<std::string>& overrides = {});
 
 }  // namespace aware

@@ -104,7 +104,7 @@ std::vector<EpochLog> train_stage(Model& model, const RunConfig& cfg, const Even
   std::vector<float> weight(size_t(B + A), 1.0f / float(B));
   for (int j = 0; j < A; ++j) weight[size_t(B + j)] = float(t.lambda / A);
   std::vector<int64_t> index(size_t(B + A));
-  std::vector<int32_t> local_label(size_t(nb + na));
+  std::vector<int32_t> local_label(size_t(nb + na), kUniformTarget);  // the anomaly rows keep theirs
   std::vector<float> local_weight(size_t(nb + na)), probs(size_t(nb) * model.classes());
   for (int i = 0; i < nb; ++i) local_weight[size_t(i)] = weight[size_t(nb0 + i)];
   for (int j = 0; j < na; ++j) local_weight[size_t(nb + j)] = weight[size_t(B + na0 + j)];

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "runtime/checkpoint.h"
 #include "synthetic.h"
 #include "tools/npy.h"
 
@@ -67,6 +68,26 @@ TEST_F(CliTest, RunScoreAndScanProduceTheirOutputs) {
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("R_max"), std::string::npos);
   EXPECT_TRUE(std::filesystem::exists(dir / "scan" / "e_scan.json"));
+}
+
+// Leave-one-out and lambda scans share one prior: --prior takes another run's finished prior.ckpt, and
+// --set changes the config; the AA stage from the shared prior equals a whole run with the same setting.
+TEST_F(CliTest, APriorFromAnotherRunGivesTheSameAAAsAWholeRun) {
+  Result r = run("run " + config + " -o " + (dir / "base").string() + " -q");
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = run("run " + config + " --set train.lambda=0.8 -o " + (dir / "whole").string() + " -q");
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = run("run " + config + " --set train.lambda=0.8 --prior " + (dir / "base" / "prior.ckpt").string() + " -o " +
+          (dir / "shared").string() + " -q");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(load_checkpoint(dir / "shared" / "aa.ckpt").params, load_checkpoint(dir / "whole" / "aa.ckpt").params);
+  EXPECT_NE(load_checkpoint(dir / "shared" / "aa.ckpt").params, load_checkpoint(dir / "base" / "aa.ckpt").params);
+
+  r = run("run " + config + " --seed 9 --prior " + (dir / "base" / "prior.ckpt").string() + " -o " +
+          (dir / "other").string() + " -q");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find("prior.ckpt"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("seed"), std::string::npos) << r.output;
 }
 
 TEST_F(CliTest, HelpIsEverywhere) {

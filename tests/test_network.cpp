@@ -61,6 +61,31 @@ top = 80.0
   EXPECT_DOUBLE_EQ(c.scan.sigma_fb.at("qcd"), 67600.0);
 }
 
+TEST(Config, SetOverridesTheFileAndTheStoredTextSaysSo) {
+  const std::string file = "[data]\ndir = \"d\"\naware = [\"w\", \"r2\"]\n[train]\nlambda = 0.5\n";
+  const RunConfig c = parse_config(file, "base.toml", ".", {"train.lambda=0.3", "data.aware=[\"eft\"]", "run.seed=7"});
+  EXPECT_DOUBLE_EQ(c.train.lambda, 0.3);
+  EXPECT_EQ(c.data.aware, std::vector<std::string>{"eft"});
+  EXPECT_EQ(c.seed, 7u);
+  // The stored text is the merged config: parsed again it gives the same run.
+  const RunConfig again = parse_config(c.text, "stored.toml");
+  EXPECT_DOUBLE_EQ(again.train.lambda, 0.3);
+  EXPECT_EQ(again.data.aware, c.data.aware);
+  EXPECT_NE(c.text.find("--set train.lambda=0.3"), std::string::npos) << c.text;
+  EXPECT_EQ(parse_config(file, "base.toml").text, file);  // without overrides: the file as written
+
+  for (const auto& [bad, fragment] : std::vector<std::pair<std::string, std::string>>{
+           {"train.lambda", "SECTION.KEY=VALUE"}, {"lambda=0.3", "SECTION.KEY=VALUE"},
+           {"data.aware=[w]", "not TOML"}, {"train.lamda=0.3", "unknown key 'lamda'"}}) {
+    try {
+      parse_config(file, "base.toml", ".", {bad});
+      FAIL() << "no error for --set " << bad;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  }
+}
+
 // `text` with the one required key (data.dir) added, so that the error is the one under test.
 std::string with_data_dir(const std::string& text) {
   const auto at = text.find("[data]\n");

@@ -125,6 +125,32 @@ TEST_F(TrainTest, TheStepLossIsMethodsL1PlusLambdaL2) {
   EXPECT_NEAR(loss, l1 + lambda * l2, 1e-5 * (l1 + lambda * l2));
 }
 
+// train_stage, not a hand-made step: the aware rows of its batches carry the uniform target. (They once
+// kept label 0 after the data-parallel split, which pulled them to the first class instead.)
+TEST_F(TrainTest, TheAAStagePullsTheAwareClassesToTheUniformPrediction) {
+  TrainingRun run(dir / "data");
+  auto m = run.model();
+  m->set_params(initial_params(m->graph(), run.cfg.seed));
+  const EventSet& aware = run.events.anomalies;
+  auto uniform_xent = [&] {  // mean cross-entropy of the aware training rows to 1/C
+    const auto q = m->predict(aware.x.data(), aware.rows());
+    double l = 0;
+    for (float x : q) l -= std::log(double(x)) / 2.0;
+    return l / double(aware.rows());
+  };
+  run.stage(*m, "prior", dir / "run", false);
+  const double after_prior = uniform_xent();
+  run.stage(*m, "aa", dir / "run", false);
+  const double after_aa = uniform_xent();
+  EXPECT_LT(after_aa, after_prior - 0.05) << "prior " << after_prior << ", AA " << after_aa;
+  // Each AA step's loss is L1 + lambda L2 with L2 >= ln 2, so no epoch can log less than lambda ln 2.
+  std::ifstream in(dir / "run" / "log.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    const auto e = nlohmann::json::parse(line);
+    if (e["stage"] == "aa") EXPECT_GE(e["train_loss"].get<double>(), run.cfg.train.lambda * std::log(2.0));
+  }
+}
+
 TEST_F(TrainTest, CheckpointsRoundTripAndRejectCorruption) {
   Checkpoint c;
   c.config = "[run]\nseed = 1\n";

@@ -2,6 +2,7 @@
 
 #include "runtime/checkpoint.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <fstream>
@@ -235,6 +236,43 @@ json central_fraction(std::span<const float> p, double lo, double hi) {
           {"inside", inside},
           {"events", p.size()},
           {"fraction", static_cast<double>(inside) / static_cast<double>(p.size())}};
+}
+
+std::vector<float> anomaly_score(std::span<const float> probs, int classes, const std::string& kind) {
+  check(classes >= 2 && probs.size() % size_t(classes) == 0, "anomaly_score: rows of " +
+                                                               std::to_string(classes) + " probabilities expected");
+  std::vector<float> out(probs.size() / size_t(classes));
+  for (size_t i = 0; i < out.size(); ++i) {
+    const std::span<const float> p = probs.subspan(i * size_t(classes), size_t(classes));
+    if (kind == "p0_centre") {
+      out[i] = 0.5f - std::fabs(p[0] - 0.5f);
+    } else if (kind == "max_softmax") {
+      out[i] = 1.0f - *std::max_element(p.begin(), p.end());
+    } else if (kind == "entropy") {
+      double h = 0.0;
+      for (float x : p) h -= x > 0.0f ? double(x) * std::log(double(x)) : 0.0;
+      out[i] = float(h);
+    } else {
+      throw Error("anomaly_score: unknown kind '" + kind + "' (p0_centre, max_softmax, entropy)");
+    }
+  }
+  return out;
+}
+
+json anomaly_score_report(std::span<const float> anomaly_probs, std::span<const float> normal_probs, int classes) {
+  json report = json::object();
+  for (const char* kind : kAnomalyScores) {
+    const RocCurve curve = roc_curve(anomaly_score(anomaly_probs, classes, kind),
+                                     anomaly_score(normal_probs, classes, kind));
+    double fpr95 = 1.0;  // the first point (in threshold order) reaching 95% efficiency
+    for (size_t k = 0; k < curve.tpr.size(); ++k)
+      if (curve.tpr[k] >= 0.95) {
+        fpr95 = curve.fpr[k];
+        break;
+      }
+    report[kind] = {{"auroc", curve.auc}, {"fpr_at_95_tpr", fpr95}};
+  }
+  return report;
 }
 
 }  // namespace aware

@@ -45,4 +45,14 @@ nlohmann::json roc_report(std::span<const float> pos, std::span<const float> neg
 // anchor's "central fraction".
 nlohmann::json central_fraction(std::span<const float> p, double lo = 0.3, double hi = 0.7);
 
+// Anomaly scores of one softmax row, larger = more anomalous: "p0_centre" = 0.5 - |P(first class) - 0.5|
+// (the window scan's view), "max_softmax" = 1 - max_c P(c) and "entropy" = -sum_c P(c) ln P(c).
+inline constexpr std::array<const char*, 3> kAnomalyScores{"p0_centre", "max_softmax", "entropy"};
+std::vector<float> anomaly_score(std::span<const float> probs, int classes, const std::string& kind);
+
+// An anomaly class against the pooled normal test events, per anomaly score: AUROC (ties one half) and
+// the false-positive rate (normal events flagged) at 95% anomaly efficiency.
+nlohmann::json anomaly_score_report(std::span<const float> anomaly_probs, std::span<const float> normal_probs,
+                                    int classes);
+
 }  // namespace aware

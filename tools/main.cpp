@@ -25,6 +25,7 @@ struct Common {
   int threads = -1;
   int64_t seed = -1;
   bool quiet = false;
+  std::vector<std::string> overrides;
 };
 
 void add_common(CLI::App* app, Common& c) {
@@ -35,11 +36,13 @@ void add_common(CLI::App* app, Common& c) {
 
 void add_seed(CLI::App* app, Common& c) {
   app->add_option("--seed", c.seed, "seed (default: the config's)")->check(CLI::NonNegativeNumber);
+  app->add_option("--set", c.overrides, "SECTION.KEY=VALUE (TOML) over the config's, repeatable: "
+                                        "--set train.lambda=0.3 --set 'data.aware=[\"w\"]'");
 }
 
 // Command-line settings override the config's.
 RunConfig configure(const std::string& path, const Common& c) {
-  RunConfig cfg = load_config(path);
+  RunConfig cfg = load_config(path, c.overrides);
   if (!c.device.empty()) cfg.device = c.device;
   if (c.threads >= 0) cfg.threads = c.threads;
   if (c.seed >= 0) cfg.seed = uint64_t(c.seed);
@@ -47,12 +50,12 @@ RunConfig configure(const std::string& path, const Common& c) {
   return cfg;
 }
 
-int cmd_run(const std::string& config, const std::filesystem::path& out, bool resume, const Common& c) {
+int cmd_run(const std::string& config, const RunOptions& options, const Common& c) {
   const RunConfig cfg = configure(config, c);
-  const json summary = run_pipeline(cfg, {out, resume, !c.quiet});
+  const json summary = run_pipeline(cfg, options);
   if (!world().root()) return 0;
   std::printf("%s", summary_table(summary).c_str());
-  std::printf("outputs in %s (summary.json, analysis/, scores/, *.ckpt, log.jsonl)\n", out.c_str());
+  std::printf("outputs in %s (summary.json, analysis/, scores/, *.ckpt, log.jsonl)\n", options.out.c_str());
   return 0;
 }
 
@@ -186,6 +189,9 @@ int main(int argc, char** argv) {
   run->add_option("config", config, "TOML config (see configs/)")->required()->check(CLI::ExistingFile);
   run->add_option("-o,--out", out, "output directory")->capture_default_str();
   run->add_flag("--resume", resume, "continue a killed run from its checkpoints in --out");
+  std::filesystem::path prior;
+  run->add_option("--prior", prior, "start AA from this finished prior.ckpt of another run (same data, seed, "
+                                    "network) instead of training the prior")->check(CLI::ExistingFile);
   add_common(run, common);
   add_seed(run, common);
 
@@ -243,7 +249,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
-    if (*run) return cmd_run(config, out, resume, common);
+    if (*run) return cmd_run(config, {out, resume, !common.quiet, prior}, common);
     if (*train) return cmd_train(config, stage, out, init, resume, epochs, common);
     if (*score) {
       score_options.out_dir = out;

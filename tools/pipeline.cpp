@@ -120,6 +120,11 @@ json analyse(const RunConfig& cfg, const std::map<std::string, std::vector<float
   report["roc"] = roc_report(p.at(normal[0]), p.at(normal[1]));
   report["auc"] = report["roc"]["auc"];
   for (const auto& [name, s] : p) report["central_fraction"][name] = central_fraction(s)["fraction"];
+  std::vector<float> normal_probs;
+  for (const auto& c : normal) normal_probs.insert(normal_probs.end(), scores.at(c).begin(), scores.at(c).end());
+  for (const auto& [name, probs] : scores)
+    if (std::find(normal.begin(), normal.end(), name) == normal.end())
+      report["anomaly_scores"][name] = anomaly_score_report(probs, normal_probs, classes);
   report["histograms"] = histogram_report(p, 50);
 
   // Three normal classes: also rectangles in (P(c0), P(c2)), e.g. (P(Top), P(W)).
@@ -158,6 +163,20 @@ json run_pipeline(const RunConfig& cfg, const RunOptions& options) {
   model->set_params(initial_params(model->graph(), cfg.seed));
 
   json summary = {{"config", cfg.text}, {"seed", cfg.seed}, {"device", backend->name()}, {"stages", json::object()}};
+  if (!options.prior.empty()) {
+    const Checkpoint c = load_checkpoint(options.prior);
+    const std::string at = "--prior " + options.prior.string() + ": ";
+    check(c.stage == "prior" && c.epochs_done == cfg.train.epochs,
+          at + "is not a prior finished after train.epochs = " + std::to_string(cfg.train.epochs) + " epochs");
+    check(c.seed == cfg.seed, at + "has seed " + std::to_string(c.seed) + ", this run " + std::to_string(cfg.seed));
+    check(c.classes == base.classes && c.event_shape == base.event_shape && c.normalisation == base.normalisation &&
+              c.col_shift == base.col_shift && c.col_scale == base.col_scale,
+          at + "was trained on other classes, events or normalisation");
+    check(c.params.size() == model->graph().param_count(), at + "holds another network");
+    if (root) save_checkpoint(options.out / "prior.ckpt", c);
+    world().barrier();
+    summary["prior_from"] = options.prior.string();
+  }
   const bool aa = !cfg.data.aware.empty() && cfg.train.aa_epochs > 0;
   for (const std::string stage : {"prior", "aa"}) {
     if (stage == "aa" && !aa) break;
@@ -166,7 +185,7 @@ json run_pipeline(const RunConfig& cfg, const RunOptions& options) {
     so.epochs = stage == "prior" ? cfg.train.epochs : cfg.train.aa_epochs;
     so.checkpoint = options.out / (stage + ".ckpt");
     so.log = options.out / "log.jsonl";
-    so.resume = options.resume;
+    so.resume = options.resume || (stage == "prior" && !options.prior.empty());
     so.progress = options.progress;
     const auto t0 = clock::now();
     const auto logs = train_stage(*model, cfg, events.normal_train, stage == "aa" ? &events.anomalies : nullptr,
@@ -186,7 +205,7 @@ json run_pipeline(const RunConfig& cfg, const RunOptions& options) {
     write_file_atomic(options.out / "analysis" / (stage + ".json"), report.dump(1));
 
     json brief = {{"auc", report["auc"]}, {"central_fraction", report["central_fraction"]},
-                  {"train_seconds", seconds}};
+                  {"anomaly_scores", report["anomaly_scores"]}, {"train_seconds", seconds}};
     if (report.contains("scan"))
       for (const auto& [name, r] : report["scan"].items())
         brief["scan"][name] = {{"R_max", r["R_max"]}, {"R_max_error", r["R_max_error"]},

@@ -45,6 +45,9 @@ struct RunOptions {
   std::filesystem::path out = "out";
   bool resume = false;
   bool progress = true;
+  // A finished prior of the same data, seed and network (another run's prior.ckpt): the AA stage starts
+  // from it and the prior is not trained again (leave-one-out and lambda scans share one prior).
+  std::filesystem::path prior;
 };
 
 // The whole pipeline; returns summary.json's contents (also written to out/summary.json).

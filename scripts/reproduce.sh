@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# The runs behind docs/results.md (issue "Reproduce the papers"): every configuration, seeds 1-3, into
+# out/repro/NAME_sSEED, then the plots and tables (aware report). Resumable: a finished run (its
+# summary.json exists) is skipped, an interrupted one continues from its checkpoints.
+#
+# Usage: scripts/reproduce.sh [GROUP...]   (default: all groups, kinematics loo fashion lambda saturation
+#                                            three ratio epochs)
+#   loo         configs/paper.toml (aware of w, r2, r3, r4; eft unseen) and, from the same prior, each
+#               jet anomaly left out in turn (aware of the four others)
+#   lambda      lambda 0.3 and 0.8 (Appendix A; 0.5 is loo's eft run)
+#   saturation  aware of {w}, {w, r4}, {w, r3, r4} (eft unseen) and of all five (Figs. 6-7)
+#   three       three normal classes, configs/three_class.toml (Figs. 8-9)
+#   kinematics  Appendix B, configs/kinematics_paper.toml, each anomaly left out in turn
+#   fashion     Appendix C, configs/fashion.toml (data/fashion from Debian's dataset-fashion-mnist)
+#   ratio       anomalies per normal event 0.5 and 2
+#   epochs      20 + 20 epochs
+# Environment: SEEDS (default "1 2 3"), OUT (default out/repro), THREADS (default: all cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SEEDS=${SEEDS:-"1 2 3"}
+OUT=${OUT:-out/repro}
+AWARE=build/aware
+[[ -x $AWARE ]] || scripts/build.sh
+threads=(); [[ -n ${THREADS:-} ]] && threads=(--threads "$THREADS")
+
+# run NAME SEED CONFIG [aware run options...]
+run() {
+  local name=$1 seed=$2 config=$3; shift 3
+  local dir=$OUT/${name}_s$seed
+  [[ -f $dir/summary.json ]] && return 0
+  local resume=(); [[ -d $dir ]] && resume=(--resume)
+  echo "== $(date +%H:%M:%S) $name seed $seed"
+  "$AWARE" run "$config" --seed "$seed" -o "$dir" -q "${threads[@]}" "${resume[@]}" "$@" > "$OUT/${name}_s$seed.txt"
+}
+list() { local IFS=,; local s="$*"; echo "[\"${s//,/\",\"}\"]"; }  # list a b -> ["a","b"] (TOML)
+jet_prior() { echo "--prior=$OUT/paper_s$1/prior.ckpt"; }
+ANOMALIES=(w r2 r3 r4 eft)
+
+group_loo() {
+  for seed in $SEEDS; do run paper "$seed" configs/paper.toml; done
+  for left in w r2 r3 r4; do
+    local aware=()
+    for a in "${ANOMALIES[@]}"; do [[ $a != "$left" ]] && aware+=("$a"); done
+    for seed in $SEEDS; do
+      run "loo_$left" "$seed" configs/paper.toml "$(jet_prior "$seed")" \
+        --set "data.aware=$(list "${aware[@]}")" --set "data.unseen=$(list "$left")"
+    done
+  done
+}
+
+group_lambda() {
+  for lambda in 0.3 0.8; do
+    for seed in $SEEDS; do run "lambda_$lambda" "$seed" configs/paper.toml "$(jet_prior "$seed")" --set "train.lambda=$lambda"; done
+  done
+}
+
+group_saturation() {
+  local sets=("w" "w r4" "w r3 r4" "w eft r2 r3 r4")
+  for set in "${sets[@]}"; do
+    local aware=($set) unseen=()
+    for a in "${ANOMALIES[@]}"; do [[ " $set " != *" $a "* ]] && unseen+=("$a"); done
+    local name="aware_${set// /_}"
+    for seed in $SEEDS; do
+      run "$name" "$seed" configs/paper.toml "$(jet_prior "$seed")" --set "data.n_aware=7500" \
+        --set "data.aware=$(list "${aware[@]}")" --set "data.unseen=$(list "${unseen[@]}")"
+    done
+  done
+}
+
+group_three() { for seed in $SEEDS; do run three "$seed" configs/three_class.toml; done; }
+
+group_kinematics() {
+  for seed in $SEEDS; do run kin "$seed" configs/kinematics_paper.toml; done
+  local all=(zh wh graviton)
+  for left in zh wh; do
+    local aware=()
+    for a in "${all[@]}"; do [[ $a != "$left" ]] && aware+=("$a"); done
+    for seed in $SEEDS; do
+      run "kin_loo_$left" "$seed" configs/kinematics_paper.toml "--prior=$OUT/kin_s$seed/prior.ckpt" \
+        --set "data.aware=$(list "${aware[@]}")" --set "data.unseen=$(list "$left")"
+    done
+  done
+}
+
+group_fashion() {
+  scripts/setup.sh fashion
+  /usr/bin/python3 scripts/make_fashion.py data/fashion
+  for seed in $SEEDS; do run fashion "$seed" configs/fashion.toml; done
+}
+
+group_ratio() {
+  for ratio in 0.5 2; do
+    for seed in $SEEDS; do run "ratio_$ratio" "$seed" configs/paper.toml "$(jet_prior "$seed")" --set "train.ratio=$ratio"; done
+  done
+}
+
+group_epochs() { for seed in $SEEDS; do run epochs20 "$seed" configs/paper.toml --set train.epochs=20 --set train.aa_epochs=20; done; }
+
+mkdir -p "$OUT"
+groups=("$@")
+[[ ${#groups[@]} -eq 0 ]] && groups=(kinematics loo fashion lambda saturation three ratio epochs)
+for g in "${groups[@]}"; do
+  declare -F "group_$g" > /dev/null || { echo "reproduce.sh: unknown group '$g' (see the header)" >&2; exit 2; }
+  "group_$g"
+done
+echo "== $(date +%H:%M:%S) all runs done; plots and tables: $AWARE report $OUT -o docs/results"
