@@ -90,8 +90,23 @@ TEST_F(CliTest, APriorFromAnotherRunGivesTheSameAAAsAWholeRun) {
   EXPECT_NE(r.output.find("seed"), std::string::npos) << r.output;
 }
 
+// aware report draws what the runs allow (here the prior densities and the ROC of a run named "paper")
+// and lists what it could not; no runs is one clear error.
+TEST_F(CliTest, ReportDrawsTheFiguresOfTheRunsItFinds) {
+  Result r = run("run " + config + " -o " + (dir / "runs" / "paper_s1").string() + " -q");
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = run("report " + (dir / "runs").string() + " -o " + (dir / "report").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* f : {"fig04_prior_densities.png", "fig05_roc.png", "fig10_window_curves.png", "tables.md"})
+    EXPECT_GT(std::filesystem::file_size(dir / "report" / f), 100u) << f;
+  EXPECT_TRUE(std::filesystem::exists(dir / "report" / "results.json"));
+  r = run("report " + (dir / "nowhere").string() + " -o " + (dir / "report").string());
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("nowhere"), std::string::npos) << r.output;
+}
+
 TEST_F(CliTest, HelpIsEverywhere) {
-  for (const char* sub : {"", "run", "train", "score", "scan"}) {
+  for (const char* sub : {"", "run", "train", "score", "scan", "report"}) {
     const Result r = run(std::string(sub) + " --help");
     EXPECT_EQ(r.status, 0) << sub;
     EXPECT_NE(r.output.find("Usage"), std::string::npos) << sub;

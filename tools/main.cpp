@@ -1,7 +1,11 @@
-// aware: Anomaly Awareness trainer and analysis tool. Subcommands: run, train, score, scan.
+// aware: Anomaly Awareness trainer and analysis tool. Subcommands: run, train, score, scan, report.
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
 
 #include "kernels/scan.h"
@@ -173,6 +177,26 @@ int fail(int code, const char* kind, const char* what) {
   return code;
 }
 
+// `aware report` is tools/report.py (matplotlib) run by Debian's python3: found beside the build
+// (build/aware -> tools/report.py) or in the source tree this binary was built from.
+int cmd_report(const std::vector<std::string>& args) {
+  namespace fs = std::filesystem;
+  const fs::path exe = fs::read_symlink("/proc/self/exe");
+  fs::path script = exe.parent_path().parent_path() / "tools" / "report.py";
+  if (!fs::exists(script)) script = fs::path(AWARE_SOURCE_DIR) / "tools" / "report.py";
+  check(fs::exists(script), "report: tools/report.py not found beside " + exe.string() + " nor in " AWARE_SOURCE_DIR);
+  const char* env = std::getenv("AWARE_PYTHON");
+  const std::string python = env ? env : fs::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+  std::vector<std::string> argv_s{python, script.string()};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::fflush(stdout);
+  ::execvp(python.c_str(), argv.data());
+  throw Error("report: cannot start " + python + " (set AWARE_PYTHON to a python3 with numpy and matplotlib)");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -243,6 +267,13 @@ int main(int argc, char** argv) {
   scan->add_option("--luminosities", lumis, "fb^-1 for the reach table")->capture_default_str();
   scan->add_option("-o,--out", out, "output directory")->capture_default_str();
 
+  auto* report = app.add_subcommand("report", "the papers' figures (PNG) and results tables (markdown, JSON) from "
+                                              "a directory of runs (scripts/reproduce.sh); runs tools/report.py");
+  std::string runs_dir, report_out = "report", jets;
+  report->add_option("runs", runs_dir, "directory of NAME_sSEED run outputs, e.g. out/repro")->required();
+  report->add_option("-o,--out", report_out, "output directory")->capture_default_str();
+  report->add_option("--jets", jets, "jet class files, for the average images (default ../shared/data/jets)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -255,6 +286,11 @@ int main(int argc, char** argv) {
       score_options.out_dir = out;
       score_options.progress = !common.quiet;
       return cmd_score(model, inputs, batch, score_options, common);
+    }
+    if (*report) {
+      std::vector<std::string> args{runs_dir, "-o", report_out};
+      if (!jets.empty()) args.insert(args.end(), {"--jets", jets});
+      return cmd_report(args);
     }
     if (*scan) return cmd_scan(anomalies, backgrounds, col, out, settings, widths, lumis);
   } catch (const Error& e) {

@@ -1,0 +1,425 @@
+#!/usr/bin/env python3
+"""aware report: the papers' figures and the results tables from the outputs of `aware run`.
+
+Reads RUNS/NAME_sSEED/ (summary.json, analysis/*.json and *.csv, scores/STAGE/CLASS.npy), as written by
+scripts/reproduce.sh, and writes PNG plots, results.json and tables.md (markdown) into OUT. Every
+figure uses the runs that exist and skips the ones whose runs are missing, saying so.
+
+  aware report RUNS -o OUT [--jets DIR]      (or: python3 tools/report.py RUNS -o OUT)
+
+Run names (scripts/reproduce.sh): paper (aware of w, r2, r3, r4; eft unseen), loo_X (X left out),
+lambda_L, aware_A_B (aware of A, B), three (three normal classes), kin, kin_loo_X, fashion, ratio_R,
+epochs20.
+"""
+import argparse
+import json
+import math
+import os
+import re
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+JET_ANOMALIES = ["w", "r2", "r3", "r4", "eft"]
+COLOURS = {"top": "tab:red", "qcd": "tab:blue", "w": "tab:green", "r2": "tab:purple", "r3": "tab:brown",
+           "r4": "tab:pink", "eft": "black", "ggf": "tab:red", "vbf": "tab:blue", "zh": "tab:green",
+           "wh": "tab:purple", "graviton": "black"}
+SCORES = ["p0_centre", "max_softmax", "entropy"]
+
+
+class Runs:
+    """The runs of RUNS/, by configuration name and seed."""
+
+    def __init__(self, root):
+        self.root = root
+        self.by_name = {}
+        for entry in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+            m = re.fullmatch(r"(.+)_s(\d+)", entry)
+            if m and os.path.exists(os.path.join(root, entry, "summary.json")):
+                self.by_name.setdefault(m.group(1), {})[int(m.group(2))] = os.path.join(root, entry)
+
+    def seeds(self, name):
+        return sorted(self.by_name.get(name, {}))
+
+    def dir(self, name, seed=None):
+        runs = self.by_name.get(name, {})
+        if not runs:
+            return None
+        return runs[seed if seed is not None else min(runs)]
+
+    def summaries(self, name):
+        return [json.load(open(os.path.join(d, "summary.json"))) for _, d in sorted(self.by_name.get(name, {}).items())]
+
+
+def scores(run_dir, stage, cls):
+    path = os.path.join(run_dir, "scores", stage, cls + ".npy")
+    return np.load(path) if os.path.exists(path) else None
+
+
+def classes_of(run_dir, stage="prior"):
+    folder = os.path.join(run_dir, "scores", stage)
+    return sorted(f[:-4] for f in os.listdir(folder) if f.endswith(".npy"))
+
+
+def order(names, normal):
+    """Normal classes first, then the anomalies in the paper's order."""
+    known = normal + [a for a in JET_ANOMALIES + ["zh", "wh", "graviton"] if a not in normal]
+    return sorted(names, key=lambda n: (known.index(n) if n in known else len(known), n))
+
+
+def normal_classes(summary):
+    cf = summary["stages"]["prior"]["central_fraction"]
+    return [c for c in cf if c not in summary["stages"]["prior"].get("scan", {})]
+
+
+def r_max(summary, stage, cls):
+    """R_max of cls at stage, or None where the run has no such stage or class."""
+    return summary["stages"].get(stage, {}).get("scan", {}).get(cls, {}).get("R_max")
+
+
+def mean_std(values):
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not values:
+        return None, None, 0
+    a = np.array(values, dtype=float)
+    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0, len(a)
+
+
+def fmt(m, s, n, digits=3, style="f"):
+    if m is None:
+        return "-"
+    return f"{m:.{digits}{style}}" if n < 2 else f"{m:.{digits}{style}} ± {s:.{digits if style == 'f' else 2}{style}}"
+
+
+class Report:
+    def __init__(self, runs, out):
+        self.runs, self.out = runs, out
+        self.results = {}
+        self.tables = []
+        self.figures = []
+        self.skipped = []
+        os.makedirs(out, exist_ok=True)
+
+    def save(self, fig, name, caption):
+        path = os.path.join(self.out, name)
+        fig.savefig(path + ".tmp.png", dpi=110, bbox_inches="tight")
+        os.replace(path + ".tmp.png", path)  # atomic
+        plt.close(fig)
+        self.figures.append((name, caption))
+
+    def need(self, what, *names):
+        missing = [n for n in names if not self.runs.dir(n)]
+        if missing:
+            self.skipped.append(f"{what}: no runs {', '.join(missing)} in {self.runs.root}")
+        return not missing
+
+    # Figs. 4, 6, 7: the P(first normal class) densities of every class.
+    def densities(self, panels, name, title):
+        panels = [(label, run, stage) for label, run, stage in panels if self.runs.dir(run)]
+        if not panels:
+            self.skipped.append(f"{name}: none of its runs")
+            return
+        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False, sharey=True)
+        for ax, (label, run, stage) in zip(axes[0], panels):
+            d = self.runs.dir(run)
+            summary = json.load(open(os.path.join(d, "summary.json")))
+            normal = normal_classes(summary)
+            for cls in order(classes_of(d, stage), normal):
+                p = scores(d, stage, cls)[:, 0]
+                ax.hist(p, bins=40, range=(0, 1), density=True, histtype="step", lw=1.4,
+                        color=COLOURS.get(cls), label=cls + (" (normal)" if cls in normal else ""))
+            ax.set_yscale("log")
+            ax.set_xlabel(f"P({normal[0]})")
+            ax.set_title(label, fontsize=10)
+        axes[0][0].set_ylabel("density")
+        axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
+        fig.suptitle(title)
+        self.save(fig, name, title)
+
+    # Fig. 5: ROC of the normal task, prior against AA.
+    def roc(self, run, name, title):
+        if not self.need(name, run):
+            return
+        d = self.runs.dir(run)
+        fig, ax = plt.subplots(figsize=(4.5, 4))
+        for stage, style in (("prior", "--"), ("aa", "-")):
+            path = os.path.join(d, "analysis", stage + ".json")
+            if not os.path.exists(path):
+                continue
+            roc = json.load(open(path))["roc"]
+            ax.plot(roc["fpr"], roc["tpr"], style, label=f"{stage}: AUC {roc['auc']:.4f}")
+        ax.plot([0, 1], [0, 1], ":", color="grey")
+        ax.set_xlabel("false-positive rate")
+        ax.set_ylabel("true-positive rate")
+        ax.legend()
+        ax.set_title(title, fontsize=10)
+        self.save(fig, name, title)
+
+    # Figs. 8-9: 2-D densities in (P(c0), P(c2)) for three normal classes.
+    def densities_2d(self, run, name):
+        if not self.need(name, run):
+            return
+        d = self.runs.dir(run)
+        summary = json.load(open(os.path.join(d, "summary.json")))
+        normal = normal_classes(summary)
+        classes = order(classes_of(d), normal)
+        fig, axes = plt.subplots(2, len(classes), figsize=(2.6 * len(classes), 5.2), squeeze=False)
+        for row, stage in enumerate(("prior", "aa")):
+            for col, cls in enumerate(classes):
+                ax = axes[row][col]
+                p = scores(d, stage, cls)
+                if p is None:
+                    ax.axis("off")
+                    continue
+                ax.hist2d(p[:, 0], p[:, 2], bins=40, range=[[0, 1], [0, 1]], cmap="viridis",
+                          norm=matplotlib.colors.LogNorm())
+                ax.set_title(f"{cls}, {stage}", fontsize=9)
+                ax.set_xlabel(f"P({normal[0]})", fontsize=8)
+                if col == 0:
+                    ax.set_ylabel(f"P({normal[2]})", fontsize=8)
+        title = f"Three normal classes ({', '.join(normal)}): prior (top) and AA (bottom)"
+        fig.suptitle(title)
+        fig.tight_layout()
+        self.save(fig, name, title)
+
+    # Fig. 10: R against the window centre for the fixed widths, and below threshold.
+    def window_curves(self, run, cls, name):
+        if not self.need(name, run):
+            return
+        d = self.runs.dir(run)
+        scanned = list(self.runs.summaries(run)[0]["stages"]["prior"].get("scan", {}))
+        if cls not in scanned:
+            if not scanned:
+                self.skipped.append(f"{name}: {run} has no anomaly scan")
+                return
+            cls = scanned[-1]
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
+        for ax, stage in zip(axes, ("prior", "aa")):
+            path = os.path.join(d, "analysis", f"{stage}_{cls}_curves.csv")
+            if not os.path.exists(path):
+                continue
+            rows = np.genfromtxt(path, delimiter=",", names=True, dtype=None, encoding="utf-8")
+            for width in sorted(set(rows["width"])):
+                sel = (rows["width"] == width) & (rows["eligible"] == 1)
+                x = rows["hi"][sel] if width == "below" else rows["centre"][sel]
+                ax.plot(x, rows["R"][sel], label="below threshold (x = p)" if width == "below" else f"width {width}")
+            ax.axhline(1, color="grey", lw=0.8)
+            ax.set_xlabel("window centre")
+            ax.set_title(f"{cls}, {stage}", fontsize=10)
+        axes[0].set_ylabel("R = (N_An / N_An,tot) / sqrt(N_SM / N_SM,tot)")
+        axes[1].legend(fontsize=8)
+        self.save(fig, name, f"R against the window position for {cls}")
+
+    # Fig. 11: sigma_min(L) from each seed's R_max, prior and AA, against the naive reach.
+    def reach(self, name_run, cls, name, sigma_b):
+        if not self.need(name, name_run):
+            return
+        lumi = np.logspace(1, math.log10(3000), 60)
+        fig, ax = plt.subplots(figsize=(5, 4))
+        for stage, colour in (("prior", "tab:blue"), ("aa", "tab:red")):
+            r = [x for x in (r_max(s, stage, cls) for s in self.runs.summaries(name_run)) if x is not None]
+            if not r:
+                continue
+            curves = np.array([5 * math.sqrt(sigma_b) / (x * np.sqrt(lumi)) for x in r])
+            ax.plot(lumi, curves.mean(0), color=colour, label=f"{stage} (R_max {np.mean(r):.3f}, {len(r)} seeds)")
+            if len(r) > 1:
+                ax.fill_between(lumi, curves.min(0), curves.max(0), color=colour, alpha=0.2)
+        ax.plot(lumi, 5 * np.sqrt(sigma_b / lumi), "k--", label="naive 5 sqrt(sigma_B / L)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("L (fb$^{-1}$)")
+        ax.set_ylabel(f"sigma_min of {cls} (fb)")
+        ax.legend(fontsize=8)
+        self.save(fig, name, f"Reach for {cls}: sigma_min against luminosity")
+
+    # Figs. 2-3: the average image of every class.
+    def average_images(self, data_dir, names, name):
+        paths = [os.path.join(data_dir, n + ".npy.gz") for n in names]
+        if not all(os.path.exists(p) for p in paths):
+            self.skipped.append(f"{name}: the jet files are not in {data_dir} (--jets)")
+            return
+        import gzip
+        fig, axes = plt.subplots(1, len(names), figsize=(2.3 * len(names), 2.6))
+        for ax, n, p in zip(axes, names, paths):
+            x = np.load(gzip.open(p)).astype(np.float64)
+            x /= np.maximum(x.sum(axis=(1, 2), keepdims=True), 1e-12)
+            ax.imshow(x.mean(0), norm=matplotlib.colors.LogNorm(vmin=1e-5, vmax=0.2), cmap="magma")
+            ax.set_title(f"{n} ({len(x):,})", fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        fig.suptitle("Average jet image (each image divided by its pixel sum), log colour scale")
+        self.save(fig, name, "Average jet image of every class")
+
+    # The leave-one-out table: for each run, its unseen classes prior against AA.
+    def unseen_table(self, key, title, configs):
+        rows, data = [], {}
+        for label, run, cls in configs:
+            sums = [s for s in self.runs.summaries(run) if cls in s["stages"]["prior"].get("scan", {})]
+            if not sums:
+                continue
+            entry = {"run": run, "class": cls, "seeds": len(sums)}
+            for stage in ("prior", "aa"):
+                st = [s["stages"][stage] for s in sums if stage in s["stages"]]
+                if not st:
+                    continue
+                e = {"auc": mean_std([s["auc"] for s in st]),
+                     "central_fraction": mean_std([s["central_fraction"][cls] for s in st]),
+                     "R_max": mean_std([s["scan"][cls]["R_max"] for s in st]),
+                     "R_max_error": mean_std([s["scan"][cls]["R_max_error"] for s in st]),
+                     "sigma_min_3000": mean_std([s["scan"][cls]["reach"][-1]["sigma_min"] for s in st]),
+                     "sigma_min_naive_3000": mean_std([s["scan"][cls]["reach"][-1]["sigma_min_naive"] for s in st])}
+                for score in SCORES:
+                    if all("anomaly_scores" in s for s in st):
+                        e["auroc_" + score] = mean_std([s["anomaly_scores"][cls][score]["auroc"] for s in st])
+                        e["fpr95_" + score] = mean_std([s["anomaly_scores"][cls][score]["fpr_at_95_tpr"] for s in st])
+                entry[stage] = e
+            data[label] = entry
+            for stage in ("prior", "aa"):
+                if stage not in entry:
+                    continue
+                e = entry[stage]
+                cells = [label if stage == "prior" else "", stage, str(entry["seeds"]), fmt(*e["auc"], 4),
+                         fmt(*e["central_fraction"]), fmt(*e["R_max"]), fmt(*e["sigma_min_3000"], 3, "g")]
+                for score in SCORES:
+                    cells.append(fmt(*e["auroc_" + score]) + " / " + fmt(*e["fpr95_" + score], 2)
+                                 if "auroc_" + score in e else "-")
+                rows.append(cells)
+        if not rows:
+            self.skipped.append(f"{key}: no runs")
+            return
+        head = ["unseen (run)", "stage", "seeds", "normal AUC", "central fraction", "R_max", "sigma_min at 3000 fb^-1 (fb)"]
+        head += [f"{s}: AUROC / FPR at 95%" for s in SCORES]
+        self.tables.append((title, head, rows))
+        self.results[key] = data
+
+    # Saturation: R_max of one unseen class against the number of aware types.
+    def saturation(self, cls, steps, name):
+        xs, ms, ss = [], [], []
+        for k, run in steps:
+            stage = "prior" if k == 0 else "aa"
+            r = [r_max(s, stage, cls) for s in self.runs.summaries(run)]
+            m, s, n = mean_std(r)
+            if m is not None:
+                xs.append(k), ms.append(m), ss.append(s)
+        if len(xs) < 2:
+            self.skipped.append(f"{name}: fewer than two of its runs")
+            return
+        fig, ax = plt.subplots(figsize=(4.5, 3.6))
+        ax.errorbar(xs, ms, yerr=ss, marker="o", capsize=3)
+        ax.set_xlabel("number of aware anomaly types (0: prior)")
+        ax.set_ylabel(f"R_max of unseen {cls}")
+        ax.set_xticks(xs)
+        self.save(fig, name, f"Awareness saturation: R_max of {cls} (mean and spread over seeds)")
+        self.results["saturation_" + cls] = {"types": xs, "R_max_mean": ms, "R_max_std": ss}
+
+    # A setting (lambda, ratio) against R_max of the unseen class, prior as reference.
+    def setting_scan(self, cls, label, points, name):
+        xs, ms, ss = [], [], []
+        for x, run in points:
+            r = [r_max(s, "aa", cls) for s in self.runs.summaries(run)]
+            m, s, n = mean_std(r)
+            if m is not None:
+                xs.append(x), ms.append(m), ss.append(s)
+        if len(xs) < 2:
+            self.skipped.append(f"{name}: fewer than two of its runs")
+            return
+        prior = mean_std([r_max(s, "prior", cls) for s in self.runs.summaries(points[0][1])])
+        fig, ax = plt.subplots(figsize=(4.5, 3.6))
+        ax.errorbar(xs, ms, yerr=ss, marker="o", capsize=3, label="after AA")
+        if prior[0] is not None:
+            ax.axhline(prior[0], color="grey", ls="--", label="prior")
+        ax.set_xlabel(label)
+        ax.set_ylabel(f"R_max of unseen {cls}")
+        ax.legend(fontsize=8)
+        self.save(fig, name, f"R_max of {cls} against {label}")
+        self.results[name[:-4]] = {"x": xs, "R_max_mean": ms, "R_max_std": ss}
+
+    def write(self):
+        with open(os.path.join(self.out, "results.json.tmp"), "w") as f:
+            json.dump(self.results, f, indent=1)
+        os.replace(os.path.join(self.out, "results.json.tmp"), os.path.join(self.out, "results.json"))
+        lines = ["<!-- written by aware report; every number from the runs in " + self.runs.root + " -->", ""]
+        for title, head, rows in self.tables:
+            lines += [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+            lines += ["| " + " | ".join(r) + " |" for r in rows]
+            lines.append("")
+        lines += ["### Figures", ""] + [f"- `{n}`: {c}" for n, c in self.figures]
+        if self.skipped:
+            lines += ["", "### Not drawn", ""] + [f"- {s}" for s in self.skipped]
+        with open(os.path.join(self.out, "tables.md.tmp"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.replace(os.path.join(self.out, "tables.md.tmp"), os.path.join(self.out, "tables.md"))
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", help="directory of NAME_sSEED run outputs (scripts/reproduce.sh: out/repro)")
+    parser.add_argument("-o", "--out", default="report", help="output directory (PNG, tables.md, results.json)")
+    parser.add_argument("--jets", default=os.path.join(here, "..", "..", "shared", "data", "jets"),
+                        help="directory of the jet class files, for the average images")
+    args = parser.parse_args()
+    if not os.path.isdir(args.runs):
+        sys.exit(f"aware report: {args.runs}: no such directory")
+    runs = Runs(args.runs)
+    if not runs.by_name:
+        sys.exit(f"aware report: {args.runs}: no runs (directories NAME_sSEED with a summary.json)")
+    rep = Report(runs, args.out)
+
+    rep.average_images(args.jets, ["top", "qcd"] + JET_ANOMALIES, "fig02_average_jets.png")
+    rep.densities([("prior (Top vs QCD)", "paper", "prior")], "fig04_prior_densities.png",
+                  "P(Top) of every class after the prior run")
+    rep.roc("paper", "fig05_roc.png", "Top vs QCD: prior and AA (aware of w, r2, r3, r4)")
+    rep.densities([("aware of {w}", "aware_w", "aa"), ("aware of {w, r4}", "aware_w_r4", "aa"),
+                   ("aware of {w, eft, r3, r4}", "loo_r2", "aa"),
+                   ("aware of {w, eft, r2, r3, r4}", "aware_w_eft_r2_r3_r4", "aa")],
+                  "fig06_07_aa_densities.png", "P(Top) after AA with awareness of growing sets")
+    rep.densities([("prior", "paper", "prior"), ("AA, aware of w, r2, r3, r4", "paper", "aa")],
+                  "fig_eft_unseen_densities.png", "P(Top) before and after AA, eft unseen")
+    rep.densities_2d("three", "fig08_09_three_classes.png")
+    rep.window_curves("paper", "eft", "fig10_window_curves.png")
+    sigma_b = 73.4 + 67600.0
+    rep.reach("paper", "eft", "fig11_reach.png", sigma_b)
+    rep.densities([(f"lambda {l}", run, "aa") for l, run in (("0.3", "lambda_0.3"), ("0.5", "paper"),
+                                                                ("0.8", "lambda_0.8"))],
+                  "fig12_lambda_densities.png", "P(Top) after AA for lambda 0.3, 0.5, 0.8")
+    rep.setting_scan("eft", "lambda", [(0.3, "lambda_0.3"), (0.5, "paper"), (0.8, "lambda_0.8")], "lambda_scan.png")
+    rep.setting_scan("eft", "anomalies per normal event", [(0.5, "ratio_0.5"), (1.0, "paper"), (2.0, "ratio_2")],
+                     "ratio_scan.png")
+    rep.saturation("eft", [(0, "paper"), (1, "aware_w"), (2, "aware_w_r4"), (3, "aware_w_r3_r4"), (4, "paper")],
+                   "saturation_eft.png")
+    loo = [(cls, "paper" if cls == "eft" else "loo_" + cls, cls) for cls in JET_ANOMALIES]
+    rep.unseen_table("leave_one_out", "Jets: leave-one-out awareness (aware of the four other anomalies)", loo)
+    rep.unseen_table("lambda", "Jets: eft unseen, lambda", [(f"eft, lambda {l}", run, "eft") for l, run in
+                                                            (("0.3", "lambda_0.3"), ("0.5", "paper"), ("0.8", "lambda_0.8"))])
+    rep.unseen_table("ratio", "Jets: eft unseen, anomalies per normal event",
+                     [(f"eft, ratio {r}", run, "eft") for r, run in (("0.5", "ratio_0.5"), ("1", "paper"), ("2", "ratio_2"))])
+    rep.unseen_table("saturation", "Jets: eft unseen, aware of growing sets",
+                     [(f"eft, aware of {a}", run, "eft") for a, run in
+                      (("w", "aware_w"), ("w, r4", "aware_w_r4"), ("w, r3, r4", "aware_w_r3_r4"), ("w, r2, r3, r4", "paper"))])
+    rep.unseen_table("epochs", "Jets: eft unseen, 20 + 20 epochs", [("eft, 20 + 20 epochs", "epochs20", "eft")])
+    rep.unseen_table("three_classes", "Jets: three normal classes (top, qcd, w), eft unseen", [("eft", "three", "eft")])
+
+    # Appendix B: kinematics.
+    rep.densities([("prior", "kin", "prior"), ("AA, aware of zh, wh", "kin", "aa")], "appB_densities.png",
+                  "Kinematics (Appendix B): P(ggf) before and after AA")
+    rep.roc("kin", "appB_roc.png", "ggf vs vbf: prior and AA")
+    rep.unseen_table("kinematics_leave_one_out", "Kinematics (Appendix B): leave-one-out awareness",
+                     [("graviton", "kin", "graviton"), ("zh", "kin_loo_zh", "zh"), ("wh", "kin_loo_wh", "wh")])
+    # Appendix C: Fashion-MNIST.
+    rep.densities([("prior", "fashion", "prior"), ("AA", "fashion", "aa")], "appC_densities.png",
+                  "Fashion-MNIST (Appendix C): P(T-shirt) before and after AA")
+    fashion_unseen = ["coat", "shirt", "sneaker", "boot", "inverted"]
+    rep.unseen_table("fashion", "Fashion-MNIST (Appendix C): aware of pullover, dress, sandal, bag",
+                     [(c, "fashion", c) for c in fashion_unseen])
+    rep.write()
+    print(f"aware report: {len(rep.figures)} figures and {len(rep.tables)} tables in {args.out} "
+          f"(tables.md, results.json){'; not drawn: ' + str(len(rep.skipped)) if rep.skipped else ''}")
+
+
+if __name__ == "__main__":
+    main()
