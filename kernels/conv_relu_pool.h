@@ -5,22 +5,24 @@
 #pragma once
 #include <cstddef>
 
+#include "kernels/hd.h"
+
 namespace aware {
 
 struct ConvShape {
   int batch = 0, in_c = 0, in_h = 0, in_w = 0, out_c = 0, pad = 0;
   bool relu = true, pool = false;
 
-  int conv_h() const { return in_h + 2 * pad - 2; }
-  int conv_w() const { return in_w + 2 * pad - 2; }
-  int out_h() const { return pool ? conv_h() / 2 : conv_h(); }
-  int out_w() const { return pool ? conv_w() / 2 : conv_w(); }
-  int patch() const { return in_c * 9; }  // rows of the im2col matrix
-  size_t in_size() const { return size_t(in_c) * in_h * in_w; }    // per image
-  size_t act_size() const { return size_t(out_c) * conv_h() * conv_w(); }
-  size_t out_size() const { return size_t(out_c) * out_h() * out_w(); }
-  size_t weight_size() const { return size_t(out_c) * patch(); }
-  double forward_flops() const { return 2.0 * batch * out_c * patch() * conv_h() * conv_w(); }
+  AWARE_HD int conv_h() const { return in_h + 2 * pad - 2; }
+  AWARE_HD int conv_w() const { return in_w + 2 * pad - 2; }
+  AWARE_HD int out_h() const { return pool ? conv_h() / 2 : conv_h(); }
+  AWARE_HD int out_w() const { return pool ? conv_w() / 2 : conv_w(); }
+  AWARE_HD int patch() const { return in_c * 9; }  // rows of the im2col matrix
+  AWARE_HD size_t in_size() const { return size_t(in_c) * in_h * in_w; }    // per image
+  AWARE_HD size_t act_size() const { return size_t(out_c) * conv_h() * conv_w(); }
+  AWARE_HD size_t out_size() const { return size_t(out_c) * out_h() * out_w(); }
+  AWARE_HD size_t weight_size() const { return size_t(out_c) * patch(); }
+  AWARE_HD double forward_flops() const { return 2.0 * batch * out_c * patch() * conv_h() * conv_w(); }
 };
 
 namespace cpu {
@@ -41,3 +43,15 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
 
 }  // namespace cpu
 }  // namespace aware
+
+#if defined(AWARE_CUDA)  // the CUDA twin, kernels/cuda/
+#include <cuda_runtime_api.h>
+namespace aware::cuda {
+// Floats of workspace the CUDA backward needs (the pre-activation gradient of the batch).
+size_t conv_relu_pool_workspace(const ConvShape& s);
+void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, const float* b, float* act,
+                            float* y, cudaStream_t stream);
+void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w, const float* act, const float* dy,
+                             float* dx, float* dw, float* db, float* workspace, cudaStream_t stream);
+}  // namespace aware::cuda
+#endif

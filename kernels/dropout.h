@@ -14,3 +14,11 @@ void dropout(size_t n, float rate, uint64_t seed, uint64_t stream, uint64_t firs
              float* out);
 
 }  // namespace aware::cpu
+
+#if defined(AWARE_CUDA)  // the CUDA twin, kernels/cuda/
+#include <cuda_runtime_api.h>
+namespace aware::cuda {
+void dropout(size_t n, float rate, uint64_t seed, uint64_t stream_id, uint64_t first, const float* in, float* out,
+             cudaStream_t stream);
+}  // namespace aware::cuda
+#endif

@@ -12,3 +12,11 @@ void gather_normalise(int rows, int row_size, const float* in, const int64_t* in
                       float* out);
 
 }  // namespace aware::cpu
+
+#if defined(AWARE_CUDA)  // the CUDA twin, kernels/cuda/
+#include <cuda_runtime_api.h>
+namespace aware::cuda {
+void gather_normalise(int rows, int row_size, const float* in, const int64_t* index, const float* row_scale,
+                      const float* col_shift, const float* col_scale, float* out, cudaStream_t stream);
+}  // namespace aware::cuda
+#endif

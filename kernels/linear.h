@@ -12,3 +12,13 @@ void linear_backward(int batch, int in, int out, bool relu, const float* x, cons
                      const float* y, float* dy, float* dx, float* dw, float* db);
 
 }  // namespace aware::cpu
+
+#if defined(AWARE_CUDA)  // the CUDA twin, kernels/cuda/
+#include <cublas_v2.h>
+namespace aware::cuda {
+void linear_forward(cublasHandle_t handle, int batch, int in, int out, bool relu, const float* x, const float* w,
+                    const float* b, float* y, cudaStream_t stream);
+void linear_backward(cublasHandle_t handle, int batch, int in, int out, bool relu, const float* x, const float* w,
+                     const float* y, float* dy, float* dx, float* dw, float* db, cudaStream_t stream);
+}  // namespace aware::cuda
+#endif

@@ -5,11 +5,7 @@
 #pragma once
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define AWARE_HD __host__ __device__ __forceinline__
-#else
-#define AWARE_HD inline
-#endif
+#include "kernels/hd.h"
 
 namespace aware {
 

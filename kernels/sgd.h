@@ -9,3 +9,11 @@ void sgd_update(size_t n, float lr, float momentum, float weight_decay, float* w
                 float* v);
 
 }  // namespace aware::cpu
+
+#if defined(AWARE_CUDA)  // the CUDA twin, kernels/cuda/
+#include <cuda_runtime_api.h>
+namespace aware::cuda {
+void sgd_update(size_t n, float lr, float momentum, float weight_decay, float* w, const float* g, float* v,
+                cudaStream_t stream);
+}  // namespace aware::cuda
+#endif

@@ -20,3 +20,13 @@ void softmax(int batch, int classes, const float* logits, float* probs);
 
 }  // namespace cpu
 }  // namespace aware
+
+#if defined(AWARE_CUDA)  // the CUDA twin, kernels/cuda/
+#include <cuda_runtime_api.h>
+namespace aware::cuda {
+// The loss sum is written to *loss in device memory (no host synchronisation).
+void softmax_xent(int batch, int classes, const float* logits, const int32_t* label, const float* weight,
+                  float* dlogits, float* probs, double* loss, cudaStream_t stream);
+void softmax(int batch, int classes, const float* logits, float* probs, cudaStream_t stream);
+}  // namespace aware::cuda
+#endif

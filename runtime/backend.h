@@ -52,6 +52,9 @@ class Backend {
 // "cpu", "cuda" or "auto" (CUDA when this build has it and a device is present).
 std::unique_ptr<Backend> make_backend(const std::string& device);
 
+// True when this build has the CUDA backend and a CUDA device is present (tests skip otherwise).
+bool cuda_available();
+
 // Sets the OpenMP thread count of the CPU backend (0: leave OpenMP's default).
 void set_cpu_threads(int threads);
 

@@ -96,6 +96,14 @@ std::unique_ptr<Backend> make_backend(const std::string& device) {
   return make_cpu_backend();
 }
 
+bool cuda_available() {
+#if defined(AWARE_CUDA)
+  return cuda_device_present();
+#else
+  return false;
+#endif
+}
+
 void set_cpu_threads(int threads) {
   if (threads > 0) omp_set_num_threads(threads);
 }

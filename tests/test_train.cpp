@@ -147,7 +147,9 @@ TEST_F(TrainTest, TheAAStagePullsTheAwareClassesToTheUniformPrediction) {
   std::ifstream in(dir / "run" / "log.jsonl");
   for (std::string line; std::getline(in, line);) {
     const auto e = nlohmann::json::parse(line);
-    if (e["stage"] == "aa") EXPECT_GE(e["train_loss"].get<double>(), run.cfg.train.lambda * std::log(2.0));
+    if (e["stage"] == "aa") {
+      EXPECT_GE(e["train_loss"].get<double>(), run.cfg.train.lambda * std::log(2.0));
+    }
   }
 }
 

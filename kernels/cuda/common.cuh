@@ -1,0 +1,43 @@
+// Shared by the CUDA kernels: error checks and a deterministic block reduction.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <string>
+
+#include "runtime/error.h"
+
+namespace aware::cuda {
+
+// Every CUDA call is checked; the message names the call and where it was made.
+inline void check_cuda(cudaError_t status, const char* what, const char* file, int line) {
+  if (status != cudaSuccess)
+    throw Error(std::string("CUDA error: ") + what + ": " + cudaGetErrorString(status) + " (" + file + ":" +
+                std::to_string(line) + ")");
+}
+#define AWARE_CUDA_CHECK(call) ::aware::cuda::check_cuda((call), #call, __FILE__, __LINE__)
+// After a launch: a bad configuration is reported at once, not at the next synchronisation.
+#define AWARE_CUDA_LAUNCHED() ::aware::cuda::check_cuda(cudaGetLastError(), "kernel launch", __FILE__, __LINE__)
+
+inline int blocks_for(size_t n, int threads) { return int((n + size_t(threads) - 1) / size_t(threads)); }
+
+// Sum of one value per thread over the block (blockDim.x a multiple of 32, at most 1024), in a fixed
+// order: the result does not depend on timing. Every thread of the block must call it; the total is
+// returned to all of them.
+template <class T>
+__device__ T block_sum(T v) {
+  __shared__ T warp_sums[32];
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(0xffffffffu, v, offset);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  __syncthreads();  // warp_sums may still be read by a previous call
+  if (lane == 0) warp_sums[warp] = v;
+  __syncthreads();
+  v = lane < warps ? warp_sums[lane] : T(0);
+  if (warp == 0)
+    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(0xffffffffu, v, offset);
+  if (threadIdx.x == 0) warp_sums[0] = v;
+  __syncthreads();
+  return warp_sums[0];
+}
+
+}  // namespace aware::cuda

@@ -1,0 +1,27 @@
+// CUDA twin of kernels/cpu/dropout.cpp: the same counter-based Philox mask (kernels/philox.h), so the
+// same seed, stream and element index keep or drop the same element on both backends.
+// Bound: bytes (read and write each element once); Philox's 10 rounds are cheap beside them.
+#include "kernels/cuda/common.cuh"
+#include "kernels/dropout.h"
+#include "kernels/philox.h"
+
+namespace aware::cuda {
+namespace {
+
+__global__ void dropout_kernel(size_t n, float rate, uint64_t seed, uint64_t stream, uint64_t first,
+                               const float* __restrict__ in, float* __restrict__ out) {
+  const float keep_scale = 1.0f / (1.0f - rate);
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
+    out[i] = philox_uniform(seed, stream, first + i) >= rate ? in[i] * keep_scale : 0.0f;
+}
+
+}  // namespace
+
+void dropout(size_t n, float rate, uint64_t seed, uint64_t stream_id, uint64_t first, const float* in, float* out,
+             cudaStream_t stream) {
+  if (n == 0) return;
+  dropout_kernel<<<std::min(blocks_for(n, 256), 65535), 256, 0, stream>>>(n, rate, seed, stream_id, first, in, out);
+  AWARE_CUDA_LAUNCHED();
+}
+
+}  // namespace aware::cuda

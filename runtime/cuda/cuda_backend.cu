@@ -1,0 +1,143 @@
+// The CUDA backend: device memory and the kernels of kernels/cuda/, all on one stream, so that the
+// order of the calls is the order of the work (the graph runtime's contract) and a whole training step
+// can be captured as one CUDA graph. Host copies are asynchronous on the stream; to_host() and
+// softmax_xent() (which returns the loss) wait for it.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "kernels/conv_relu_pool.h"
+#include "kernels/cuda/common.cuh"
+#include "kernels/dropout.h"
+#include "kernels/gather.h"
+#include "kernels/linear.h"
+#include "kernels/sgd.h"
+#include "kernels/softmax_xent.h"
+#include "runtime/backend.h"
+
+namespace aware {
+namespace {
+
+// One GPU per local rank: the launcher's local rank (OpenMPI, Slurm, or none) modulo the devices.
+int local_device(int devices) {
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID", "LOCAL_RANK"})
+    if (const char* v = std::getenv(name)) return std::atoi(v) % devices;
+  return 0;
+}
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend() {
+    int devices = 0;
+    AWARE_CUDA_CHECK(cudaGetDeviceCount(&devices));
+    check(devices > 0, "--device cuda: no CUDA device is present");
+    device_ = local_device(devices);
+    AWARE_CUDA_CHECK(cudaSetDevice(device_));
+    AWARE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    check(cublasCreate(&cublas_) == CUBLAS_STATUS_SUCCESS, "cuBLAS: cannot create a handle");
+    // Exact FP32 by default: no TF32 tensor-core rounding unless asked for.
+    check(cublasSetMathMode(cublas_, CUBLAS_PEDANTIC_MATH) == CUBLAS_STATUS_SUCCESS, "cuBLAS: cannot set the math mode");
+    AWARE_CUDA_CHECK(cudaMalloc(&loss_device_, sizeof(double)));
+    AWARE_CUDA_CHECK(cudaMallocHost(&loss_host_, sizeof(double)));
+  }
+  ~CudaBackend() override {
+    cudaStreamSynchronize(stream_);
+    cudaFreeHost(loss_host_);
+    cudaFree(loss_device_);
+    cublasDestroy(cublas_);
+    cudaStreamDestroy(stream_);
+  }
+  std::string name() const override {
+    cudaDeviceProp p{};
+    cudaGetDeviceProperties(&p, device_);
+    return std::string("cuda:") + std::to_string(device_) + " (" + p.name + ")";
+  }
+
+  void* allocate(size_t bytes) override {
+    void* p = nullptr;
+    const size_t rounded = bytes == 0 ? 256 : bytes;
+    const cudaError_t status = cudaMalloc(&p, rounded);
+    check(status == cudaSuccess, "out of GPU memory allocating " + std::to_string(bytes) + " bytes (" +
+                                     cudaGetErrorString(status) + ")");
+    AWARE_CUDA_CHECK(cudaMemsetAsync(p, 0, rounded, stream_));
+    return p;
+  }
+  void release(void* p) override {
+    cudaStreamSynchronize(stream_);
+    cudaFree(p);
+  }
+  void to_device(void* dst, const void* src, size_t bytes) override {
+    AWARE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+    // A pageable source is staged before the call returns, but a later host write must not race a
+    // pinned one: wait, as the CPU backend's memcpy would.
+    AWARE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  void to_host(void* dst, const void* src, size_t bytes) override {
+    AWARE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+    AWARE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  void copy(void* dst, const void* src, size_t bytes) override {
+    AWARE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
+  }
+  void synchronize() override { AWARE_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+  size_t conv_workspace_bytes(const ConvShape& s) override { return cuda::conv_relu_pool_workspace(s) * sizeof(float); }
+  void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, const float* b, float* act,
+                              float* y, void*) override {
+    cuda::conv_relu_pool_forward(s, x, w, b, act, y, stream_);
+  }
+  void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w, const float* act, const float* dy,
+                               float* dx, float* dw, float* db, void* workspace) override {
+    cuda::conv_relu_pool_backward(s, x, w, act, dy, dx, dw, db, static_cast<float*>(workspace), stream_);
+  }
+  void linear_forward(int batch, int in, int out, bool relu, const float* x, const float* w, const float* b,
+                      float* y) override {
+    cuda::linear_forward(cublas_, batch, in, out, relu, x, w, b, y, stream_);
+  }
+  void linear_backward(int batch, int in, int out, bool relu, const float* x, const float* w, const float* y,
+                       float* dy, float* dx, float* dw, float* db) override {
+    cuda::linear_backward(cublas_, batch, in, out, relu, x, w, y, dy, dx, dw, db, stream_);
+  }
+  void dropout(size_t n, float rate, uint64_t seed, uint64_t stream_id, uint64_t first, const float* in,
+               float* out) override {
+    cuda::dropout(n, rate, seed, stream_id, first, in, out, stream_);
+  }
+  double softmax_xent(int batch, int classes, const float* logits, const int32_t* label, const float* weight,
+                      float* dlogits, float* probs) override {
+    cuda::softmax_xent(batch, classes, logits, label, weight, dlogits, probs, loss_device_, stream_);
+    AWARE_CUDA_CHECK(cudaMemcpyAsync(loss_host_, loss_device_, sizeof(double), cudaMemcpyDeviceToHost, stream_));
+    AWARE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return *loss_host_;
+  }
+  void softmax(int batch, int classes, const float* logits, float* probs) override {
+    cuda::softmax(batch, classes, logits, probs, stream_);
+  }
+  void sgd_update(size_t n, float lr, float momentum, float weight_decay, float* w, const float* g,
+                  float* v) override {
+    cuda::sgd_update(n, lr, momentum, weight_decay, w, g, v, stream_);
+  }
+  void gather_normalise(int rows, int row_size, const float* in, const int64_t* index, const float* row_scale,
+                        const float* col_shift, const float* col_scale, float* out) override {
+    cuda::gather_normalise(rows, row_size, in, index, row_scale, col_shift, col_scale, out, stream_);
+  }
+
+ private:
+  int device_ = 0;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  double* loss_device_ = nullptr;
+  double* loss_host_ = nullptr;  // pinned
+};
+
+}  // namespace
+
+bool cuda_device_present() {
+  int devices = 0;
+  return cudaGetDeviceCount(&devices) == cudaSuccess && devices > 0;
+}
+
+std::unique_ptr<Backend> make_cuda_backend() { return std::make_unique<CudaBackend>(); }
+
+}  // namespace aware

@@ -1,0 +1,291 @@
+// The CUDA backend against the CPU backend (the reference): every kernel on fresh random inputs of odd
+// sizes with the outputs poisoned (NaN) before each run, one and ten training steps from the same
+// weights, and a whole prior + AA run. Skipped (GTEST_SKIP) where this build has no CUDA backend or no
+// device is present; any CUDA error fails the test (the backend throws).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+
+#include "kernels/softmax_xent.h"
+#include "model/train.h"
+#include "runtime/backend.h"
+#include "synthetic.h"
+#include "tools/pipeline.h"
+
+namespace aware {
+namespace {
+
+#define SKIP_WITHOUT_CUDA() \
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA backend in this build or no CUDA device"
+
+std::vector<float> random_vector(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = u(rng);
+  return v;
+}
+
+// One buffer on each backend, filled from the host or poisoned with NaN.
+struct Twin {
+  Backend& cpu;
+  Backend& gpu;
+  size_t bytes;
+  void* c;
+  void* g;
+  Twin(Backend& cpu_, Backend& gpu_, size_t bytes_) : cpu(cpu_), gpu(gpu_), bytes(bytes_) {
+    c = cpu.allocate(bytes);
+    g = gpu.allocate(bytes);
+  }
+  Twin(const Twin&) = delete;
+  ~Twin() {
+    cpu.release(c);
+    gpu.release(g);
+  }
+  template <class T>
+  void set(const std::vector<T>& v) {
+    cpu.to_device(c, v.data(), bytes);
+    gpu.to_device(g, v.data(), bytes);
+  }
+  void poison() { set(std::vector<float>(bytes / sizeof(float), std::numeric_limits<float>::quiet_NaN())); }
+  float* fc() { return static_cast<float*>(c); }
+  float* fg() { return static_cast<float*>(g); }
+  std::vector<float> host_cpu() {
+    std::vector<float> v(bytes / sizeof(float));
+    cpu.to_host(v.data(), c, bytes);
+    return v;
+  }
+  std::vector<float> host_gpu() {
+    std::vector<float> v(bytes / sizeof(float));
+    gpu.to_host(v.data(), g, bytes);
+    return v;
+  }
+};
+
+// |gpu - cpu| <= tol * max|cpu| element by element, and no NaN left from the poison.
+void expect_close(Twin& t, double tol, const std::string& what) {
+  const auto a = t.host_cpu(), b = t.host_gpu();
+  double scale = 0.0;
+  for (float x : a) scale = std::max(scale, double(std::fabs(x)));
+  size_t bad = 0;
+  double worst = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double d = std::fabs(double(a[i]) - double(b[i]));
+    if (!(d <= tol * std::max(scale, 1e-30))) ++bad;
+    if (std::isfinite(d)) worst = std::max(worst, d);
+  }
+  EXPECT_EQ(bad, 0u) << what << ": " << bad << " of " << a.size() << " differ; largest |diff| " << worst
+                     << " against max |cpu| " << scale;
+}
+
+class CudaTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!cuda_available()) GTEST_SKIP() << "no CUDA backend in this build or no CUDA device";
+    cpu = make_backend("cpu");
+    gpu = make_backend("cuda");
+  }
+  std::unique_ptr<Backend> cpu, gpu;
+};
+
+class CudaConvTest : public CudaTest, public ::testing::WithParamInterface<ConvShape> {};
+
+TEST_P(CudaConvTest, ForwardAndBackwardEqualTheCpuTwin) {
+  const ConvShape s = GetParam();
+  const size_t in = s.batch * s.in_size(), act = s.batch * s.act_size(), out = s.batch * s.out_size();
+  Twin x(*cpu, *gpu, in * 4), w(*cpu, *gpu, s.weight_size() * 4), b(*cpu, *gpu, s.out_c * 4);
+  Twin a(*cpu, *gpu, act * 4), y(*cpu, *gpu, out * 4), dy(*cpu, *gpu, out * 4), dx(*cpu, *gpu, in * 4);
+  Twin dw(*cpu, *gpu, s.weight_size() * 4), db(*cpu, *gpu, s.out_c * 4);
+  Twin wc(*cpu, *gpu, std::max(cpu->conv_workspace_bytes(s), gpu->conv_workspace_bytes(s)));
+  x.set(random_vector(in, 1, 0.0f, 1.0f));
+  w.set(random_vector(s.weight_size(), 2));
+  b.set(random_vector(s.out_c, 3, -0.1f, 0.1f));
+  dy.set(random_vector(out, 4));
+  for (Twin* t : {&a, &y, &dx, &dw, &db}) t->poison();
+  cpu->conv_relu_pool_forward(s, x.fc(), w.fc(), b.fc(), s.pool ? a.fc() : y.fc(), y.fc(), wc.c);
+  gpu->conv_relu_pool_forward(s, x.fg(), w.fg(), b.fg(), s.pool ? a.fg() : y.fg(), y.fg(), wc.g);
+  if (s.pool) expect_close(a, 1e-5, "act");
+  expect_close(y, 1e-5, "y");
+  Twin& act_used = s.pool ? a : y;
+  // Backward from the CPU's activations on both, so that a tie broken differently cannot route elsewhere.
+  act_used.set(act_used.host_cpu());
+  cpu->conv_relu_pool_backward(s, x.fc(), w.fc(), act_used.fc(), dy.fc(), dx.fc(), dw.fc(), db.fc(), wc.c);
+  gpu->conv_relu_pool_backward(s, x.fg(), w.fg(), act_used.fg(), dy.fg(), dx.fg(), dw.fg(), db.fg(), wc.g);
+  expect_close(dx, 1e-5, "dx");
+  expect_close(dw, 1e-5, "dw");
+  expect_close(db, 1e-5, "db");
+}
+
+ConvShape shape(int batch, int in_c, int h, int w, int out_c, int pad, bool pool, bool relu = true) {
+  ConvShape s;
+  s.batch = batch, s.in_c = in_c, s.in_h = h, s.in_w = w, s.out_c = out_c, s.pad = pad, s.pool = pool, s.relu = relu;
+  return s;
+}
+
+// The four layers of Fig. 1 (25x25 jets), then odd sizes: channels not a multiple of the tile,
+// non-square planes, odd conv planes under the pool, no ReLU, a plane larger than one pass of pixels.
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaConvTest,
+                         ::testing::Values(shape(3, 1, 25, 25, 30, 0, false), shape(3, 30, 23, 23, 40, 1, false),
+                                           shape(3, 40, 23, 23, 30, 0, true), shape(3, 30, 10, 10, 40, 1, true),
+                                           shape(5, 3, 7, 9, 13, 1, true), shape(2, 5, 11, 6, 7, 0, false, false),
+                                           shape(1, 2, 40, 37, 9, 1, true)));
+
+TEST_F(CudaTest, LinearEqualsTheCpuTwin) {
+  const int batch = 7, in = 37, out = 11;
+  for (bool relu : {false, true}) {
+    Twin x(*cpu, *gpu, batch * in * 4), w(*cpu, *gpu, out * in * 4), b(*cpu, *gpu, out * 4), y(*cpu, *gpu, batch * out * 4);
+    Twin dy(*cpu, *gpu, batch * out * 4), dx(*cpu, *gpu, batch * in * 4), dw(*cpu, *gpu, out * in * 4), db(*cpu, *gpu, out * 4);
+    x.set(random_vector(batch * in, 5));
+    w.set(random_vector(out * in, 6));
+    b.set(random_vector(out, 7));
+    dy.set(random_vector(batch * out, 8));
+    for (Twin* t : {&y, &dx, &dw, &db}) t->poison();
+    cpu->linear_forward(batch, in, out, relu, x.fc(), w.fc(), b.fc(), y.fc());
+    gpu->linear_forward(batch, in, out, relu, x.fg(), w.fg(), b.fg(), y.fg());
+    expect_close(y, 1e-5, "y");
+    cpu->linear_backward(batch, in, out, relu, x.fc(), w.fc(), y.fc(), dy.fc(), dx.fc(), dw.fc(), db.fc());
+    gpu->linear_backward(batch, in, out, relu, x.fg(), w.fg(), y.fg(), dy.fg(), dx.fg(), dw.fg(), db.fg());
+    expect_close(dy, 1e-5, "dy masked");
+    expect_close(dx, 1e-5, "dx");
+    expect_close(dw, 1e-5, "dw");
+    expect_close(db, 1e-5, "db");
+  }
+}
+
+TEST_F(CudaTest, DropoutDrawsTheSameMask) {
+  const size_t n = 100003;
+  Twin in(*cpu, *gpu, n * 4), out(*cpu, *gpu, n * 4);
+  in.set(random_vector(n, 9));
+  out.poison();
+  cpu->dropout(n, 0.3f, 42, 7, 1234567, in.fc(), out.fc());
+  gpu->dropout(n, 0.3f, 42, 7, 1234567, in.fg(), out.fg());
+  EXPECT_EQ(out.host_cpu(), out.host_gpu());
+}
+
+TEST_F(CudaTest, SoftmaxCrossEntropyEqualsTheCpuTwin) {
+  for (int classes : {2, 3, 5}) {
+    const int batch = 301;
+    Twin z(*cpu, *gpu, batch * classes * 4), label(*cpu, *gpu, batch * 4), weight(*cpu, *gpu, batch * 4);
+    Twin d(*cpu, *gpu, batch * classes * 4), p(*cpu, *gpu, batch * classes * 4);
+    z.set(random_vector(batch * classes, 10, -8.0f, 8.0f));
+    std::vector<int32_t> labels(batch);
+    for (int i = 0; i < batch; ++i) labels[i] = i % 4 == 3 ? kUniformTarget : i % classes;
+    label.set(labels);
+    weight.set(random_vector(batch, 11, 0.0f, 0.02f));
+    d.poison();
+    p.poison();
+    const double lc = cpu->softmax_xent(batch, classes, z.fc(), static_cast<int32_t*>(label.c), weight.fc(), d.fc(), p.fc());
+    const double lg = gpu->softmax_xent(batch, classes, z.fg(), static_cast<int32_t*>(label.g), weight.fg(), d.fg(), p.fg());
+    EXPECT_NEAR(lg, lc, 1e-6 * std::fabs(lc));
+    expect_close(d, 1e-5, "dlogits");
+    expect_close(p, 1e-5, "probs");
+    p.poison();
+    cpu->softmax(batch, classes, z.fc(), p.fc());
+    gpu->softmax(batch, classes, z.fg(), p.fg());
+    expect_close(p, 1e-5, "softmax");
+  }
+}
+
+TEST_F(CudaTest, SgdAndGatherEqualTheCpuTwins) {
+  const size_t n = 54321;
+  Twin w(*cpu, *gpu, n * 4), g(*cpu, *gpu, n * 4), v(*cpu, *gpu, n * 4);
+  w.set(random_vector(n, 12));
+  g.set(random_vector(n, 13));
+  v.set(random_vector(n, 14));
+  cpu->sgd_update(n, 0.01f, 0.9f, 1e-4f, w.fc(), g.fc(), v.fc());
+  gpu->sgd_update(n, 0.01f, 0.9f, 1e-4f, w.fg(), g.fg(), v.fg());
+  expect_close(w, 1e-6, "w");
+  expect_close(v, 1e-6, "v");
+
+  const int events = 50, row = 77, rows = 33;
+  Twin in(*cpu, *gpu, events * row * 4), index(*cpu, *gpu, rows * 8), rs(*cpu, *gpu, events * 4);
+  Twin shift(*cpu, *gpu, row * 4), scale(*cpu, *gpu, row * 4), out(*cpu, *gpu, rows * row * 4);
+  in.set(random_vector(events * row, 15));
+  std::vector<int64_t> idx(rows);
+  for (int i = 0; i < rows; ++i) idx[i] = (i * 17 + 3) % events;
+  index.set(idx);
+  rs.set(random_vector(events, 16, 0.5f, 2.0f));
+  shift.set(random_vector(row, 17));
+  scale.set(random_vector(row, 18, 0.5f, 2.0f));
+  out.poison();
+  cpu->gather_normalise(rows, row, in.fc(), static_cast<int64_t*>(index.c), rs.fc(), shift.fc(), scale.fc(), out.fc());
+  gpu->gather_normalise(rows, row, in.fg(), static_cast<int64_t*>(index.g), rs.fg(), shift.fg(), scale.fg(), out.fg());
+  expect_close(out, 1e-6, "gather");
+}
+
+// Training through Model on both backends from the same weights, the same batches and seed.
+class CudaTrainingTest : public CudaTest {
+ protected:
+  void SetUp() override {
+    CudaTest::SetUp();
+    if (IsSkipped()) return;
+    dir = testing::fresh_dir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    testing::write_synthetic_classes(dir / "data");
+  }
+  void TearDown() override {
+    if (!dir.empty()) std::filesystem::remove_all(dir);
+  }
+  std::filesystem::path dir;
+};
+
+TEST_F(CudaTrainingTest, OneAndTenStepsEqualTheCpuBackend) {
+  const RunConfig cfg = parse_config(testing::synthetic_config(dir / "data"), "synthetic.toml");
+  const Events events = load_events(cfg);
+  auto mc = make_model(*cpu, cfg, events.normal_train.event_shape, events.normaliser);
+  auto mg = make_model(*gpu, cfg, events.normal_train.event_shape, events.normaliser);
+  const auto p0 = initial_params(mc->graph(), cfg.seed);
+  mc->set_params(p0);
+  mg->set_params(p0);
+  const int B = cfg.train.batch;
+  const DeviceEvents nc = mc->upload(events.normal_train), ng = mg->upload(events.normal_train);
+  const DeviceEvents ac = mc->upload(events.anomalies), ag = mg->upload(events.anomalies);
+  std::vector<int32_t> label(2 * B, kUniformTarget);
+  std::vector<float> weight(2 * B, float(cfg.train.lambda / B));
+  std::vector<int64_t> index(B), anomaly(B);
+  for (int step = 0; step < 10; ++step) {
+    for (int i = 0; i < B; ++i) {
+      index[i] = (step * B + i * 7) % events.normal_train.rows();
+      anomaly[i] = (step * 3 + i * 5) % events.anomalies.rows();
+      label[i] = events.normal_train.label[size_t(index[i])];
+      weight[i] = 1.0f / B;
+    }
+    for (Model* m : {mc.get(), mg.get()}) {
+      m->gather(m == mc.get() ? nc : ng, index.data(), B, 0);
+      m->gather(m == mc.get() ? ac : ag, anomaly.data(), B, B);
+    }
+    Pass pass{2 * B, true, cfg.seed, uint64_t(step)};
+    pass.split = B;
+    pass.second = uint64_t(B);
+    const double lc = mc->train_step(pass, label.data(), weight.data(), 0.01f, 0.9f, 0.0f, nullptr, 0, nullptr);
+    const double lg = mg->train_step(pass, label.data(), weight.data(), 0.01f, 0.9f, 0.0f, nullptr, 0, nullptr);
+    EXPECT_NEAR(lg, lc, 1e-5 * std::fabs(lc)) << "step " << step;
+    if (step == 0 || step == 9) {
+      const auto a = mc->params(), b = mg->params();
+      double scale = 0.0, diff = 0.0;
+      for (size_t i = 0; i < a.size(); ++i) {
+        scale = std::max(scale, double(std::fabs(a[i])));
+        diff = std::max(diff, double(std::fabs(a[i] - b[i])));
+      }
+      EXPECT_LT(diff, 1e-5 * scale) << "weights after step " << step;
+    }
+  }
+}
+
+TEST_F(CudaTrainingTest, APriorAndAARunReachTheCpusAuc) {
+  RunConfig cfg = parse_config(testing::synthetic_config(dir / "data"), "synthetic.toml");
+  const auto on = [&](const std::string& device) {
+    cfg.device = device;
+    RunOptions o;
+    o.out = dir / device;
+    o.progress = false;
+    return run_pipeline(cfg, o);
+  };
+  const auto c = on("cpu"), g = on("cuda");
+  for (const char* stage : {"prior", "aa"})
+    EXPECT_NEAR(g["stages"][stage]["auc"].get<double>(), c["stages"][stage]["auc"].get<double>(), 0.005) << stage;
+}
+
+}  // namespace
+}  // namespace aware
