@@ -23,3 +23,10 @@ RocCurve roc_curve(std::span<const float> pos, std::span<const float> neg);
 double trapezoid_area(std::span<const double> fpr, std::span<const double> tpr);
 
 }  // namespace aware
+
+#if defined(AWARE_CUDA)  // the CUDA twin, kernels/cuda/roc.cu
+namespace aware::cuda {
+// The same AUC on the GPU (Thrust sort and binary searches); exact, as the CPU's.
+double auc(std::span<const float> pos, std::span<const float> neg);
+}  // namespace aware::cuda
+#endif

@@ -205,3 +205,43 @@ std::optional<Window2D> best_window_2d(const ScanGrid2D& grid, const ScanSetting
 std::optional<Window2D> best_window_2d(const ScanInput2D& input, const ScanSettings& settings);
 
 }  // namespace aware
+
+#if defined(AWARE_CUDA)  // the CUDA twin, kernels/cuda/scan.cu
+#include <cuda_runtime_api.h>
+namespace aware::cuda {
+
+// Scores already on the device (10^8 of them stay there; only the prefix sums come back).
+struct DeviceSample {
+  const float* scores = nullptr;
+  const float* weights = nullptr;  // null: every event weighs 1
+  size_t n = 0;
+};
+struct DeviceBackground {
+  std::string name;
+  DeviceSample sample;
+  double sigma_fb = 0;
+};
+struct DeviceScanInput {
+  DeviceSample anomaly;
+  std::vector<DeviceBackground> background;  // 1 to 8 classes
+};
+
+// Everything the 1-D scan needs from one pass over the windows: the grid (host copy of the GPU's prefix
+// sums), the best eligible window (its statistics by window_at() on that grid, as the CPU), and R of every
+// window of the fixed-width curves (one vector per width, lo = 0 .. bins - w) and of the below-threshold
+// curve (hi = 1 .. bins).
+struct GpuScan {
+  ScanGrid grid;
+  std::optional<Window> best;
+  std::vector<std::vector<double>> fixed_width_R;
+  std::vector<double> below_threshold_R;
+};
+GpuScan scan_device(const DeviceScanInput& input, const ScanSettings& settings, std::span<const double> widths,
+                    cudaStream_t stream);
+GpuScan scan(const ScanInput& input, const ScanSettings& settings, std::span<const double> widths);
+
+// The 2-D scan (rectangles in (P(Top), P(W))) on the GPU: same rule and ties as best_window_2d().
+std::optional<Window2D> best_window_2d(const ScanInput2D& input, const ScanSettings& settings);
+
+}  // namespace aware::cuda
+#endif

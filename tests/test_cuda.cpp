@@ -8,7 +8,10 @@
 #include <limits>
 #include <random>
 
+#include "kernels/roc.h"
+#include "kernels/scan.h"
 #include "kernels/softmax_xent.h"
+#include "tools/npy.h"
 #include "model/train.h"
 #include "runtime/backend.h"
 #include "synthetic.h"
@@ -286,6 +289,109 @@ TEST_F(CudaTrainingTest, APriorAndAARunReachTheCpusAuc) {
   for (const char* stage : {"prior", "aa"})
     EXPECT_NEAR(g["stages"][stage]["auc"].get<double>(), c["stages"][stage]["auc"].get<double>(), 0.005) << stage;
 }
+
+// ---- the window scan and the AUC on the GPU ----------------------------------------------------------
+
+#if defined(AWARE_CUDA)
+// Beta-like scores: a class peaked at `mode`, some exact ties (values on a coarse grid).
+std::vector<float> peaked_scores(size_t n, double mode, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> g(mode, 0.15);
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) {
+    const double x = std::clamp(g(rng), 0.0, 1.0);
+    v[i] = i % 5 == 0 ? float(std::round(x * 200) / 200) : float(x);
+  }
+  return v;
+}
+
+void expect_same_scan(const ScanInput& input, const ScanSettings& settings) {
+  const std::vector<double> widths{0.08, 0.1, 0.12};
+  const auto gpu = cuda::scan(input, settings, widths);
+  const ScanGrid cpu = make_grid(input, settings.bins);
+  // The same integer counts in every bin of every class.
+  EXPECT_EQ(gpu.grid.anomaly.count, cpu.anomaly.count);
+  for (size_t c = 0; c < cpu.background.size(); ++c) EXPECT_EQ(gpu.grid.background[c].count, cpu.background[c].count);
+  const auto best = best_window(cpu, settings);
+  ASSERT_EQ(gpu.best.has_value(), best.has_value());
+  if (best) {
+    EXPECT_EQ(gpu.best->lo, best->lo);
+    EXPECT_EQ(gpu.best->hi, best->hi);
+    EXPECT_NEAR(gpu.best->R, best->R, 1e-6 * best->R);
+  }
+  for (size_t j = 0; j < widths.size(); ++j) {
+    const auto curve = fixed_width_curve(cpu, settings, widths[j]);
+    ASSERT_EQ(gpu.fixed_width_R[j].size(), curve.size());
+    for (size_t i = 0; i < curve.size(); ++i)
+      if (std::isfinite(curve[i].R)) {
+        EXPECT_NEAR(gpu.fixed_width_R[j][i], curve[i].R, 1e-6 * curve[i].R + 1e-12);
+      }
+  }
+  const auto below = below_threshold_curve(cpu, settings);
+  for (size_t i = 0; i < below.size(); ++i)
+    if (std::isfinite(below[i].R)) {
+      EXPECT_NEAR(gpu.below_threshold_R[i], below[i].R, 1e-6 * below[i].R + 1e-12);
+    }
+}
+
+TEST_F(CudaTest, WindowScanEqualsTheCpuOnRandomScores) {
+  const auto an = peaked_scores(20000, 0.5, 1), top = peaked_scores(30000, 0.8, 2), qcd = peaked_scores(30000, 0.2, 3);
+  for (int bins : {100, 1000, 3000}) {
+    ScanSettings settings;
+    settings.bins = bins;
+    expect_same_scan(top_qcd_input({an}, {top}, {qcd}), settings);
+  }
+  // Weighted classes: the same window; R to rounding (atomics add the weights in another order).
+  const auto weights = random_vector(30000, 4, 0.5f, 1.5f);
+  ScanSettings settings;
+  const auto gpu = cuda::scan(top_qcd_input({an}, {top, weights}, {qcd}), settings, {});
+  const auto cpu = best_window(top_qcd_input({an}, {top, weights}, {qcd}), settings);
+  ASSERT_TRUE(gpu.best && cpu);
+  EXPECT_EQ(gpu.best->lo, cpu->lo);
+  EXPECT_EQ(gpu.best->hi, cpu->hi);
+  EXPECT_NEAR(gpu.best->R, cpu->R, 1e-6 * cpu->R);
+}
+
+TEST_F(CudaTest, WindowScanEqualsTheCpuOnRealScores) {
+  // P(Top) of the demo's prior run (tests/data: 1,000 test jets a class).
+  const auto dir = std::filesystem::path(AWARE_SOURCE_DIR) / "tests" / "data" / "demo_prior_scores";
+  auto column0 = [&](const std::string& name) {
+    const NpyArray a = NpyArray::load(dir / (name + ".npy"));
+    std::vector<float> p(size_t(a.rows()));
+    for (size_t i = 0; i < p.size(); ++i) p[i] = a.data()[2 * i];
+    return p;
+  };
+  const auto top = column0("top"), qcd = column0("qcd");
+  ScanSettings settings;
+  settings.min_background_events = 20;
+  for (const char* anomaly : {"w", "r2", "r3", "r4", "eft"}) {
+    const auto an = column0(anomaly);
+    expect_same_scan(top_qcd_input({an}, {top}, {qcd}), settings);
+  }
+}
+
+TEST_F(CudaTest, RectangleScanEqualsTheCpu) {
+  const auto a1 = peaked_scores(5000, 0.5, 5), a2 = peaked_scores(5000, 0.4, 6);
+  const auto t1 = peaked_scores(8000, 0.8, 7), t2 = peaked_scores(8000, 0.1, 8);
+  const auto q1 = peaked_scores(8000, 0.2, 9), q2 = peaked_scores(8000, 0.2, 10);
+  const auto w1 = peaked_scores(8000, 0.2, 11), w2 = peaked_scores(8000, 0.8, 12);
+  const ScanInput2D input{{a1, a2}, {{"top", {t1, t2}, kSigmaTtFb}, {"qcd", {q1, q2}, kSigmaQcdFb}, {"w", {w1, w2}, kSigmaWFb}}};
+  ScanSettings settings;
+  settings.bins_2d = 40;
+  const auto gpu = cuda::best_window_2d(input, settings);
+  const auto cpu = best_window_2d(input, settings);
+  ASSERT_EQ(gpu.has_value(), cpu.has_value());
+  ASSERT_TRUE(cpu);
+  EXPECT_EQ(std::vector<int>({gpu->lo1, gpu->hi1, gpu->lo2, gpu->hi2}), std::vector<int>({cpu->lo1, cpu->hi1, cpu->lo2, cpu->hi2}));
+  EXPECT_NEAR(gpu->R, cpu->R, 1e-6 * cpu->R);
+  EXPECT_EQ(gpu->n_background, cpu->n_background);
+}
+
+TEST_F(CudaTest, AucEqualsTheCpusExactly) {
+  const auto pos = peaked_scores(30001, 0.6, 13), neg = peaked_scores(29999, 0.4, 14);
+  EXPECT_EQ(cuda::auc(pos, neg), auc(pos, neg));
+}
+#endif
 
 }  // namespace
 }  // namespace aware
