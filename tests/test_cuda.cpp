@@ -133,7 +133,13 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaConvTest,
                          ::testing::Values(shape(3, 1, 25, 25, 30, 0, false), shape(3, 30, 23, 23, 40, 1, false),
                                            shape(3, 40, 23, 23, 30, 0, true), shape(3, 30, 10, 10, 40, 1, true),
                                            shape(5, 3, 7, 9, 13, 1, true), shape(2, 5, 11, 6, 7, 0, false, false),
-                                           shape(1, 2, 40, 37, 9, 1, true)));
+                                           shape(1, 2, 40, 37, 9, 1, true)),
+                         [](const ::testing::TestParamInfo<ConvShape>& info) {
+                           const ConvShape& s = info.param;
+                           return "b" + std::to_string(s.batch) + "_" + std::to_string(s.in_c) + "x" + std::to_string(s.in_h) +
+                                  "x" + std::to_string(s.in_w) + "_to_" + std::to_string(s.out_c) + "_pad" +
+                                  std::to_string(s.pad) + (s.pool ? "_pool" : "") + (s.relu ? "" : "_norelu");
+                         });
 
 TEST_F(CudaTest, LinearEqualsTheCpuTwin) {
   const int batch = 7, in = 37, out = 11;

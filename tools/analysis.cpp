@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "kernels/roc.h"
+#include "runtime/backend.h"
 #include "runtime/error.h"
 
 namespace aware {
@@ -116,14 +117,34 @@ std::vector<double> log_grid(double first, double last, int n) {
   return grid;
 }
 
+bool scan_on_gpu(const std::string& device) {
+  check(device == "cpu" || device == "cuda" || device == "auto", "scan: unknown device '" + device + "' (cpu|cuda|auto)");
+  check(device != "cuda" || cuda_available(), "scan --device cuda: no CUDA device (or a build without CUDA)");
+  return device == "cuda" || (device == "auto" && cuda_available());
+}
+
 json scan_report(const ScanInput& input, const ScanSettings& settings, std::span<const double> widths,
-                 std::span<const double> luminosities) {
-  const ScanGrid grid = make_grid(input, settings.bins);
+                 std::span<const double> luminosities, const std::string& device) {
+  // The GPU histograms the scores and finds the best window; the host keeps the grid it returns.
+  ScanGrid grid;
+  std::optional<Window> best;
+#if defined(AWARE_CUDA)
+  if (scan_on_gpu(device)) {
+    cuda::GpuScan gpu = cuda::scan(input, settings, {});
+    grid = std::move(gpu.grid);
+    best = gpu.best;
+  } else
+#endif
+  {
+    scan_on_gpu(device);  // checks the name
+    grid = make_grid(input, settings.bins);
+    best = best_window(grid, settings);
+  }
   const std::vector<std::string>& names = grid.background_names;
   json report;
   report["settings"] = settings_json(grid, settings, grid.bins);
+  report["device"] = device == "cpu" || !scan_on_gpu(device) ? "cpu" : "cuda";
 
-  const std::optional<Window> best = best_window(grid, settings);
   report["best"] = best ? window_json(*best, names) : json(nullptr);
   report["R_max"] = best ? best->R : kNaN;
   report["R_max_error"] = best ? best->R_error : kNaN;
@@ -162,11 +183,17 @@ json scan_report(const ScanInput& input, const ScanSettings& settings, std::span
   return report;
 }
 
-json scan_report_2d(const ScanInput2D& input, const ScanSettings& settings, std::span<const double> luminosities) {
+json scan_report_2d(const ScanInput2D& input, const ScanSettings& settings, std::span<const double> luminosities,
+                    const std::string& device) {
   const ScanGrid2D grid = make_grid_2d(input, settings.bins_2d);
   json report;
   report["settings"] = settings_json(grid, settings, grid.bins);
+#if defined(AWARE_CUDA)
+  const std::optional<Window2D> best = scan_on_gpu(device) ? cuda::best_window_2d(input, settings) : best_window_2d(grid, settings);
+#else
+  scan_on_gpu(device);
   const std::optional<Window2D> best = best_window_2d(grid, settings);
+#endif
   report["best"] = best ? window_2d_json(*best, grid.background_names) : json(nullptr);
   report["R_max"] = best ? best->R : kNaN;
   report["R_max_error"] = best ? best->R_error : kNaN;

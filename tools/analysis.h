@@ -24,12 +24,13 @@ std::vector<double> log_grid(double first, double last, int n);
 // below-threshold curve, and per luminosity sigma_min from R_max (Eq. 8), the naive 5 sqrt(sigma_B / L)
 // and the Asimov variant (with its own window). Numbers that do not exist (no eligible window, R of a
 // window without background) are NaN in memory and null once dumped.
+// device: "cpu", "cuda" (the GPU scan of kernels/cuda/scan.cu finds the grid and the best window) or "auto".
 nlohmann::json scan_report(const ScanInput& input, const ScanSettings& settings, std::span<const double> widths,
-                           std::span<const double> luminosities);
+                           std::span<const double> luminosities, const std::string& device = "cpu");
 
 // The same for rectangles in (P(Top), P(W)): best rectangle, R_max +- error, sigma_min(L) and the naive one.
 nlohmann::json scan_report_2d(const ScanInput2D& input, const ScanSettings& settings,
-                              std::span<const double> luminosities);
+                              std::span<const double> luminosities, const std::string& device = "cpu");
 
 // From a scan_report (in memory or read back from its file): <prefix>_curves.csv with columns
 // width,centre,lo,hi,R,eligible (width "below" for the below-threshold rows) and <prefix>_reach.csv with

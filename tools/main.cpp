@@ -141,7 +141,7 @@ std::vector<float> score_column(const std::string& file, int col) {
 
 int cmd_scan(const std::vector<std::string>& anomalies, const std::vector<std::string>& backgrounds, int col,
              const std::filesystem::path& out, ScanSettings settings, const std::vector<double>& widths,
-             const std::vector<double>& lumis) {
+             const std::vector<double>& lumis, const std::string& device) {
   std::vector<std::vector<float>> keep;  // owns the background scores the spans point to
   std::vector<BackgroundSample> bg;
   keep.reserve(backgrounds.size());
@@ -153,7 +153,7 @@ int cmd_scan(const std::vector<std::string>& anomalies, const std::vector<std::s
   for (const auto& file : anomalies) {
     const std::vector<float> s = score_column(file, col);
     const std::string name = std::filesystem::path(file).stem().string();
-    json r = scan_report(ScanInput{Sample{s, {}}, bg}, settings, widths, lumis);
+    json r = scan_report(ScanInput{Sample{s, {}}, bg}, settings, widths, lumis, device);
     write_scan_csv(r, out, name);
     write_file_atomic(out / (name + "_scan.json"), r.dump(1));
     std::printf("%s: R_max %.4f +- %.4f", name.c_str(), r["R_max"].is_number() ? r["R_max"].get<double>() : NAN,
@@ -266,6 +266,9 @@ int main(int argc, char** argv) {
   scan->add_option("--widths", widths, "widths of the fixed-width curves")->capture_default_str();
   scan->add_option("--luminosities", lumis, "fb^-1 for the reach table")->capture_default_str();
   scan->add_option("-o,--out", out, "output directory")->capture_default_str();
+  std::string scan_device = "auto";
+  scan->add_option("--device", scan_device, "cpu | cuda | auto (the GPU scan when a device is present)")
+      ->capture_default_str();
 
   auto* report = app.add_subcommand("report", "the papers' figures (PNG) and results tables (markdown, JSON) from "
                                               "a directory of runs (scripts/reproduce.sh); runs tools/report.py");
@@ -292,7 +295,7 @@ int main(int argc, char** argv) {
       if (!jets.empty()) args.insert(args.end(), {"--jets", jets});
       return cmd_report(args);
     }
-    if (*scan) return cmd_scan(anomalies, backgrounds, col, out, settings, widths, lumis);
+    if (*scan) return cmd_scan(anomalies, backgrounds, col, out, settings, widths, lumis, scan_device);
   } catch (const Error& e) {
     return fail(2, "error", e.what());
   } catch (const std::exception& e) {

@@ -140,12 +140,12 @@ json analyse(const RunConfig& cfg, const std::map<std::string, std::vector<float
   for (const auto& [name, s] : p) {
     if (std::find(normal.begin(), normal.end(), name) != normal.end()) continue;
     const ScanInput input{Sample{s, {}}, background};
-    json r = scan_report(input, cfg.scan.settings, cfg.scan.widths, cfg.scan.luminosities);
+    json r = scan_report(input, cfg.scan.settings, cfg.scan.widths, cfg.scan.luminosities, cfg.device);
     write_scan_csv(r, dir, stage + "_" + name);
     report["scan"][name] = r;
     if (classes == 3)
       report["scan_2d"][name] = scan_report_2d(ScanInput2D{Sample2D{s, p2.at(name), {}}, background_2d},
-                                               cfg.scan.settings, cfg.scan.luminosities);
+                                               cfg.scan.settings, cfg.scan.luminosities, cfg.device);
   }
   return report;
 }
