@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <sstream>
 
 #include "kernels/roc.h"
 #include "kernels/scan.h"
@@ -136,9 +137,10 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaConvTest,
                                            shape(1, 2, 40, 37, 9, 1, true)),
                          [](const ::testing::TestParamInfo<ConvShape>& info) {
                            const ConvShape& s = info.param;
-                           return "b" + std::to_string(s.batch) + "_" + std::to_string(s.in_c) + "x" + std::to_string(s.in_h) +
-                                  "x" + std::to_string(s.in_w) + "_to_" + std::to_string(s.out_c) + "_pad" +
-                                  std::to_string(s.pad) + (s.pool ? "_pool" : "") + (s.relu ? "" : "_norelu");
+                           std::ostringstream name;
+                           name << "b" << s.batch << "_" << s.in_c << "x" << s.in_h << "x" << s.in_w << "_to_" << s.out_c
+                                << "_pad" << s.pad << (s.pool ? "_pool" : "") << (s.relu ? "" : "_norelu");
+                           return name.str();
                          });
 
 TEST_F(CudaTest, LinearEqualsTheCpuTwin) {
