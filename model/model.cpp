@@ -94,7 +94,7 @@ double Model::train_step(const Pass& pass, const int32_t* host_label, const floa
                                             buffer(weight_), g.output_grad(), buffer(probs_));
   g.backward(pass);
   // The loss weights are those of the global batch, so the sum over ranks is its gradient.
-  if (comm && comm->size() > 1) comm->sum(g.grads(), g.param_count());
+  if (comm && comm->size() > 1) backend_.all_reduce_sum(g.grads(), g.param_count(), *comm);
   backend_.sgd_update(g.param_count(), lr, momentum, weight_decay, g.params(), g.grads(),
                       buffer(momentum_));
   if (probs) backend_.to_host(probs, buffer(probs_), size_t(n_probs) * classes_ * sizeof(float));

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "kernels/conv_relu_pool.h"
+#include "runtime/communicator.h"
 
 namespace aware {
 
@@ -44,6 +45,9 @@ class Backend {
   virtual void softmax(int batch, int classes, const float* logits, float* probs) = 0;
   virtual void sgd_update(size_t n, float lr, float momentum, float weight_decay, float* w,
                           const float* g, float* v) = 0;
+  // Sums n floats of device memory over the ranks of `comm`, in place (data parallelism): the CPU
+  // backend through comm itself (MPI), the CUDA backend through NCCL on its stream.
+  virtual void all_reduce_sum(float* data, size_t n, Communicator& comm) = 0;
   virtual void gather_normalise(int rows, int row_size, const float* in, const int64_t* index,
                                 const float* row_scale, const float* col_shift,
                                 const float* col_scale, float* out) = 0;

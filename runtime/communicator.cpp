@@ -22,6 +22,7 @@ class SingleRank final : public Communicator {
   void sum(float*, size_t) override {}
   void sum(double*, size_t) override {}
   void barrier() override {}
+  void broadcast(void*, size_t, int) override {}
   void abort(int) override {}
 };
 
@@ -48,6 +49,10 @@ class Mpi final : public Communicator {
   void sum(float* data, size_t n) override { reduce(data, n, MPI_FLOAT); }
   void sum(double* data, size_t n) override { reduce(data, n, MPI_DOUBLE); }
   void barrier() override { MPI_Barrier(MPI_COMM_WORLD); }
+  void broadcast(void* data, size_t bytes, int root) override {
+    check(bytes <= size_t(1) << 30, "broadcast: at most 1 GiB at a time");
+    MPI_Bcast(data, int(bytes), MPI_BYTE, root, MPI_COMM_WORLD);
+  }
   void abort(int code) override { MPI_Abort(MPI_COMM_WORLD, code); }
 
  private:

@@ -1,6 +1,7 @@
 // The data-parallel communicator: sums buffers across the ranks of a job. One interface, and an
 // implementation per engine: MPI for the CPU backend (and to start and bootstrap ranks), a single
-// rank with no cost when no launcher started the process. (NCCL for the CUDA backend slots in here.)
+// rank with no cost when no launcher started the process. The CUDA backend sums its device buffers with
+// NCCL (runtime/cuda/nccl.cu), bootstrapped through this communicator (the NCCL id is broadcast).
 //
 // Ranks are started by `mpirun -np N aware ...` or Slurm's `srun`; rank, size and local rank come
 // from the launcher's environment through MPI.
@@ -21,6 +22,8 @@ class Communicator {
   virtual void sum(float* data, size_t n) = 0;
   virtual void sum(double* data, size_t n) = 0;
   virtual void barrier() = 0;
+  // Copies `bytes` bytes of root's `data` to every rank.
+  virtual void broadcast(void* data, size_t bytes, int root) = 0;
   // Ends every rank of the job (a rank that failed must not leave the others waiting in a collective).
   virtual void abort(int code) = 0;
   bool root() const { return rank() == 0; }

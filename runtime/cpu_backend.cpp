@@ -66,6 +66,7 @@ class CpuBackend final : public Backend {
                   float* v) override {
     cpu::sgd_update(n, lr, momentum, weight_decay, w, g, v);
   }
+  void all_reduce_sum(float* data, size_t n, Communicator& comm) override { comm.sum(data, n); }
   void gather_normalise(int rows, int row_size, const float* in, const int64_t* index,
                         const float* row_scale, const float* col_shift, const float* col_scale,
                         float* out) override {

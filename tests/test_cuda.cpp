@@ -15,6 +15,7 @@
 #include "tools/npy.h"
 #include "model/train.h"
 #include "runtime/backend.h"
+#include "runtime/communicator.h"
 #include "synthetic.h"
 #include "tools/pipeline.h"
 
@@ -224,6 +225,17 @@ TEST_F(CudaTest, SgdAndGatherEqualTheCpuTwins) {
   cpu->gather_normalise(rows, row, in.fc(), static_cast<int64_t*>(index.c), rs.fc(), shift.fc(), scale.fc(), out.fc());
   gpu->gather_normalise(rows, row, in.fg(), static_cast<int64_t*>(index.g), rs.fg(), shift.fg(), scale.fg(), out.fg());
   expect_close(out, 1e-6, "gather");
+}
+
+// NCCL at world size 1 (one process, one GPU): bootstrapped through the single-rank communicator, the
+// all-reduce runs and leaves the buffer as it was.
+TEST_F(CudaTest, NcclAllReduceAtWorldSizeOne) {
+  const size_t n = 327'000;  // about the Fig. 1 network's parameters
+  Twin g(*cpu, *gpu, n * 4);
+  const auto v = random_vector(n, 19);
+  g.set(v);
+  gpu->all_reduce_sum(g.fg(), n, world());
+  EXPECT_EQ(g.host_gpu(), v);
 }
 
 // Training through Model on both backends from the same weights, the same batches and seed.

@@ -16,6 +16,7 @@
 #include "kernels/sgd.h"
 #include "kernels/softmax_xent.h"
 #include "runtime/backend.h"
+#include "runtime/cuda/nccl.cuh"
 
 namespace aware {
 namespace {
@@ -44,6 +45,7 @@ class CudaBackend final : public Backend {
   }
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
+    nccl_.reset();
     cudaFreeHost(loss_host_);
     cudaFree(loss_device_);
     cublasDestroy(cublas_);
@@ -118,6 +120,11 @@ class CudaBackend final : public Backend {
                   float* v) override {
     cuda::sgd_update(n, lr, momentum, weight_decay, w, g, v, stream_);
   }
+  void all_reduce_sum(float* data, size_t n, Communicator& comm) override {
+    if (!nccl_) nccl_ = std::make_unique<cuda::Nccl>(comm);
+    check(nccl_->size() == comm.size(), "NCCL: the communicator changed size");
+    nccl_->sum(data, n, stream_);
+  }
   void gather_normalise(int rows, int row_size, const float* in, const int64_t* index, const float* row_scale,
                         const float* col_shift, const float* col_scale, float* out) override {
     cuda::gather_normalise(rows, row_size, in, index, row_scale, col_shift, col_scale, out, stream_);
@@ -129,6 +136,7 @@ class CudaBackend final : public Backend {
   cublasHandle_t cublas_ = nullptr;
   double* loss_device_ = nullptr;
   double* loss_host_ = nullptr;  // pinned
+  std::unique_ptr<cuda::Nccl> nccl_;  // made at the first all-reduce
 };
 
 }  // namespace
