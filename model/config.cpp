@@ -120,6 +120,8 @@ RunConfig parse_config(const std::string& text, const std::string& name,
   Section run(root["run"].as_table(), "run", name);
   run.get("seed", cfg.seed);
   run.get("device", cfg.device);
+  run.get("conv", cfg.conv);
+  run.get("precision", cfg.precision);
   run.get("threads", cfg.threads);
   run.finish();
 

@@ -49,6 +49,8 @@ struct RunConfig {
   ScanConfig scan;
   uint64_t seed = 1;
   std::string device = "cpu";
+  std::string conv = "fused";      // CUDA: fused (ours) or cudnn
+  std::string precision = "fp32";  // CUDA: fp32 or tf32
   int threads = 0;          // 0: OpenMP's default
   std::string text;         // the config as written (stored in checkpoints)
 };

@@ -53,8 +53,16 @@ class Backend {
                                 const float* col_scale, float* out) = 0;
 };
 
+// How the CUDA backend computes: conv "fused" (our kernels) or "cudnn"; precision "fp32" (exact) or
+// "tf32" (tensor cores in cuBLAS and cuDNN; our fused kernels stay FP32). The CPU backend takes the
+// defaults only.
+struct BackendOptions {
+  std::string conv = "fused";
+  std::string precision = "fp32";
+};
+
 // "cpu", "cuda" or "auto" (CUDA when this build has it and a device is present).
-std::unique_ptr<Backend> make_backend(const std::string& device);
+std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOptions& options = {});
 
 // True when this build has the CUDA backend and a CUDA device is present (tests skip otherwise).
 bool cuda_available();

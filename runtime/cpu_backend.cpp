@@ -82,18 +82,26 @@ class CpuBackend final : public Backend {
 std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
 
 #if defined(AWARE_CUDA)
-std::unique_ptr<Backend> make_cuda_backend();  // runtime/cuda/, when built with CUDA
+std::unique_ptr<Backend> make_cuda_backend(const BackendOptions& options);  // runtime/cuda/, when built with CUDA
 bool cuda_device_present();
 #endif
 
-std::unique_ptr<Backend> make_backend(const std::string& device) {
-  if (device == "cpu") return make_cpu_backend();
+std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOptions& options) {
+  check(options.conv == "fused" || options.conv == "cudnn", "--conv: '" + options.conv + "' is not fused or cudnn");
+  check(options.precision == "fp32" || options.precision == "tf32",
+        "--precision: '" + options.precision + "' is not fp32 or tf32");
+  const bool defaults = options.conv == "fused" && options.precision == "fp32";
+  if (device == "cpu") {
+    check(defaults, "--conv cudnn and --precision tf32 need --device cuda");
+    return make_cpu_backend();
+  }
 #if defined(AWARE_CUDA)
-  if (device == "cuda" || (device == "auto" && cuda_device_present())) return make_cuda_backend();
+  if (device == "cuda" || (device == "auto" && cuda_device_present())) return make_cuda_backend(options);
 #else
   check(device != "cuda", "--device cuda: this build of aware has no CUDA backend yet (use cpu)");
 #endif
   check(device == "auto" || device == "cuda", "--device: unknown device '" + device + "' (cpu|cuda|auto)");
+  check(defaults, "--conv cudnn and --precision tf32 need a CUDA device");
   return make_cpu_backend();
 }
 

@@ -128,6 +128,10 @@ TEST_F(CliTest, BadInputGivesOneClearErrorNamingTheFile) {
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.output.find("--init"), std::string::npos) << r.output;
 
+  r = run("run " + config + " --device cpu --conv cudnn -o " + (dir / "o").string());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find("--device cuda"), std::string::npos) << r.output;
+
   testing::write_text(dir / "junk.npy", "not numpy");
   r = run("score -m " + (dir / "junk.npy").string() + " " + (dir / "junk.npy").string());
   EXPECT_EQ(r.status, 2);

@@ -97,8 +97,10 @@ class CudaTest : public ::testing::Test {
 
 class CudaConvTest : public CudaTest, public ::testing::WithParamInterface<ConvShape> {};
 
-TEST_P(CudaConvTest, ForwardAndBackwardEqualTheCpuTwin) {
-  const ConvShape s = GetParam();
+// The conv layer on `gpu` (the fused kernels or the cuDNN path) against the CPU twin.
+void check_conv(Backend& cpu_backend, Backend& gpu_backend, const ConvShape& s, const std::string& path) {
+  Backend *cpu = &cpu_backend, *gpu = &gpu_backend;
+  SCOPED_TRACE(path);
   const size_t in = s.batch * s.in_size(), act = s.batch * s.act_size(), out = s.batch * s.out_size();
   Twin x(*cpu, *gpu, in * 4), w(*cpu, *gpu, s.weight_size() * 4), b(*cpu, *gpu, s.out_c * 4);
   Twin a(*cpu, *gpu, act * 4), y(*cpu, *gpu, out * 4), dy(*cpu, *gpu, out * 4), dx(*cpu, *gpu, in * 4);
@@ -121,6 +123,13 @@ TEST_P(CudaConvTest, ForwardAndBackwardEqualTheCpuTwin) {
   expect_close(dx, 1e-5, "dx");
   expect_close(dw, 1e-5, "dw");
   expect_close(db, 1e-5, "db");
+}
+
+TEST_P(CudaConvTest, ForwardAndBackwardEqualTheCpuTwin) { check_conv(*cpu, *gpu, GetParam(), "fused"); }
+
+TEST_P(CudaConvTest, TheCudnnPathEqualsTheCpuTwin) {
+  auto cudnn = make_backend("cuda", {"cudnn", "fp32"});
+  check_conv(*cpu, *cudnn, GetParam(), "cudnn");
 }
 
 ConvShape shape(int batch, int in_c, int h, int w, int out_c, int pad, bool pool, bool relu = true) {

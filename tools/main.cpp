@@ -25,7 +25,7 @@ using json = nlohmann::json;
 namespace {
 
 struct Common {
-  std::string device;
+  std::string device, conv, precision;
   int threads = -1;
   int64_t seed = -1;
   bool quiet = false;
@@ -34,6 +34,8 @@ struct Common {
 
 void add_common(CLI::App* app, Common& c) {
   app->add_option("--device", c.device, "cpu | cuda | auto (default: the config's, else cpu)");
+  app->add_option("--conv", c.conv, "CUDA convolutions: fused (ours) | cudnn (default: the config's, else fused)");
+  app->add_option("--precision", c.precision, "CUDA arithmetic: fp32 (exact) | tf32 (tensor cores in cuBLAS/cuDNN)");
   app->add_option("--threads", c.threads, "CPU threads (default: the config's, else all cores)");
   app->add_flag("-q,--quiet", c.quiet, "no progress output");
 }
@@ -48,6 +50,8 @@ void add_seed(CLI::App* app, Common& c) {
 RunConfig configure(const std::string& path, const Common& c) {
   RunConfig cfg = load_config(path, c.overrides);
   if (!c.device.empty()) cfg.device = c.device;
+  if (!c.conv.empty()) cfg.conv = c.conv;
+  if (!c.precision.empty()) cfg.precision = c.precision;
   if (c.threads >= 0) cfg.threads = c.threads;
   if (c.seed >= 0) cfg.seed = uint64_t(c.seed);
   set_cpu_threads(cfg.threads);
@@ -67,7 +71,7 @@ int cmd_train(const std::string& config, const std::string& stage, const std::fi
               const std::string& init, bool resume, int epochs, const Common& c) {
   RunConfig cfg = configure(config, c);
   const Events events = load_events(cfg);
-  auto backend = make_backend(cfg.device);
+  auto backend = make_backend(cfg.device, {cfg.conv, cfg.precision});
   auto model = make_model(*backend, cfg, events.normal_train.event_shape, events.normaliser);
   const Checkpoint base = checkpoint_base(cfg, events);
   if (!init.empty()) {
@@ -102,7 +106,8 @@ int cmd_score(const std::filesystem::path& model_path, const std::vector<std::st
   const Checkpoint ckpt = load_checkpoint(model_path);
   const RunConfig cfg = parse_config(ckpt.config, model_path.string() + " (stored config)");
   Normaliser norm{ckpt.normalisation, ckpt.col_shift, ckpt.col_scale};
-  auto backend = make_backend(c.device.empty() ? cfg.device : c.device);
+  auto backend = make_backend(c.device.empty() ? cfg.device : c.device,
+                              {c.conv.empty() ? cfg.conv : c.conv, c.precision.empty() ? cfg.precision : c.precision});
   Model model(*backend, cfg.network, ckpt.event_shape, int(ckpt.classes.size()), batch, norm);
   model.set_params(ckpt.params);
   Communicator& comm = world();

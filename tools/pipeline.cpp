@@ -157,11 +157,12 @@ json run_pipeline(const RunConfig& cfg, const RunOptions& options) {
   std::filesystem::create_directories(options.out);
   if (root) write_file_atomic(options.out / "config.toml", cfg.text);
   const Events events = load_events(cfg);
-  auto backend = make_backend(cfg.device);
+  auto backend = make_backend(cfg.device, {cfg.conv, cfg.precision});
   auto model = make_model(*backend, cfg, events.normal_train.event_shape, events.normaliser);
   const Checkpoint base = checkpoint_base(cfg, events);
   model->set_params(initial_params(model->graph(), cfg.seed));
 
+  // The backend's name says the device and, on CUDA, the conv path and precision behind every number.
   json summary = {{"config", cfg.text}, {"seed", cfg.seed}, {"device", backend->name()}, {"stages", json::object()}};
   if (!options.prior.empty()) {
     const Checkpoint c = load_checkpoint(options.prior);

@@ -16,6 +16,7 @@
 #include "kernels/sgd.h"
 #include "kernels/softmax_xent.h"
 #include "runtime/backend.h"
+#include "runtime/cuda/cudnn_conv.cuh"
 #include "runtime/cuda/nccl.cuh"
 
 namespace aware {
@@ -30,7 +31,7 @@ int local_device(int devices) {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend() {
+  explicit CudaBackend(const BackendOptions& options) : options_(options) {
     int devices = 0;
     AWARE_CUDA_CHECK(cudaGetDeviceCount(&devices));
     check(devices > 0, "--device cuda: no CUDA device is present");
@@ -39,13 +40,17 @@ class CudaBackend final : public Backend {
     AWARE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     check(cublasCreate(&cublas_) == CUBLAS_STATUS_SUCCESS, "cuBLAS: cannot create a handle");
     // Exact FP32 by default: no TF32 tensor-core rounding unless asked for.
-    check(cublasSetMathMode(cublas_, CUBLAS_PEDANTIC_MATH) == CUBLAS_STATUS_SUCCESS, "cuBLAS: cannot set the math mode");
+    const bool tf32 = options.precision == "tf32";
+    check(cublasSetMathMode(cublas_, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH) == CUBLAS_STATUS_SUCCESS,
+          "cuBLAS: cannot set the math mode");
+    if (options.conv == "cudnn") cudnn_ = std::make_unique<cuda::CudnnConv>(stream_, tf32);
     AWARE_CUDA_CHECK(cudaMalloc(&loss_device_, sizeof(double)));
     AWARE_CUDA_CHECK(cudaMallocHost(&loss_host_, sizeof(double)));
   }
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
     nccl_.reset();
+    cudnn_.reset();
     cudaFreeHost(loss_host_);
     cudaFree(loss_device_);
     cublasDestroy(cublas_);
@@ -54,7 +59,8 @@ class CudaBackend final : public Backend {
   std::string name() const override {
     cudaDeviceProp p{};
     cudaGetDeviceProperties(&p, device_);
-    return std::string("cuda:") + std::to_string(device_) + " (" + p.name + ")";
+    return std::string("cuda:") + std::to_string(device_) + " (" + p.name + ", conv " + options_.conv + ", " +
+           options_.precision + ")";
   }
 
   void* allocate(size_t bytes) override {
@@ -85,14 +91,22 @@ class CudaBackend final : public Backend {
   }
   void synchronize() override { AWARE_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
-  size_t conv_workspace_bytes(const ConvShape& s) override { return cuda::conv_relu_pool_workspace(s) * sizeof(float); }
+  size_t conv_workspace_bytes(const ConvShape& s) override {
+    return cudnn_ ? cudnn_->workspace_bytes(s) : cuda::conv_relu_pool_workspace(s) * sizeof(float);
+  }
   void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, const float* b, float* act,
-                              float* y, void*) override {
-    cuda::conv_relu_pool_forward(s, x, w, b, act, y, stream_);
+                              float* y, void* workspace) override {
+    if (cudnn_)
+      cudnn_->forward(s, x, w, b, act, y, workspace);
+    else
+      cuda::conv_relu_pool_forward(s, x, w, b, act, y, stream_);
   }
   void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w, const float* act, const float* dy,
                                float* dx, float* dw, float* db, void* workspace) override {
-    cuda::conv_relu_pool_backward(s, x, w, act, dy, dx, dw, db, static_cast<float*>(workspace), stream_);
+    if (cudnn_)
+      cudnn_->backward(s, x, w, act, dy, dx, dw, db, workspace);
+    else
+      cuda::conv_relu_pool_backward(s, x, w, act, dy, dx, dw, db, static_cast<float*>(workspace), stream_);
   }
   void linear_forward(int batch, int in, int out, bool relu, const float* x, const float* w, const float* b,
                       float* y) override {
@@ -131,12 +145,14 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  BackendOptions options_;
   int device_ = 0;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   double* loss_device_ = nullptr;
   double* loss_host_ = nullptr;  // pinned
   std::unique_ptr<cuda::Nccl> nccl_;  // made at the first all-reduce
+  std::unique_ptr<cuda::CudnnConv> cudnn_;  // --conv cudnn
 };
 
 }  // namespace
@@ -146,6 +162,8 @@ bool cuda_device_present() {
   return cudaGetDeviceCount(&devices) == cudaSuccess && devices > 0;
 }
 
-std::unique_ptr<Backend> make_cuda_backend() { return std::make_unique<CudaBackend>(); }
+std::unique_ptr<Backend> make_cuda_backend(const BackendOptions& options) {
+  return std::make_unique<CudaBackend>(options);
+}
 
 }  // namespace aware
