@@ -20,5 +20,8 @@ void dropout(size_t n, float rate, uint64_t seed, uint64_t stream, uint64_t firs
 namespace aware::cuda {
 void dropout(size_t n, float rate, uint64_t seed, uint64_t stream_id, uint64_t first, const float* in, float* out,
              cudaStream_t stream);
+// The same mask with the stream (step << 8) | node, the step read from device memory (step graphs).
+void dropout_graph(size_t n, float rate, uint64_t seed, const uint64_t* step, uint32_t node, uint64_t first,
+                   const float* in, float* out, cudaStream_t stream);
 }  // namespace aware::cuda
 #endif

@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include <cstdint>
 #include <numeric>
 
 #include "runtime/error.h"
@@ -32,6 +33,7 @@ Model::Model(Backend& backend, const NetworkSpec& network, const std::vector<int
   backend.to_device(g.ptr<int64_t>(iota_), iota.data(), rows * sizeof(int64_t));
   backend.to_device(buffer(col_shift_), normaliser.col_shift.data(), row * sizeof(float));
   backend.to_device(buffer(col_scale_), normaliser.col_scale.data(), row * sizeof(float));
+  graphs_ = backend.supports_graphs();
 }
 
 Model::~Model() {
@@ -75,11 +77,25 @@ DeviceEvents Model::upload(const EventSet& set) {
 }
 
 void Model::gather(const DeviceEvents& events, const int64_t* host_index, int n, int at) {
-  int64_t* index = graph_->ptr<int64_t>(index_) + at;
-  backend_.to_device(index, host_index, size_t(n) * sizeof(int64_t));
-  backend_.gather_normalise(n, int(row_size()), events.x, index, events.row_scale,
-                            buffer(col_shift_), buffer(col_scale_),
-                            graph_->input() + size_t(at) * row_size());
+  backend_.to_device(graph_->ptr<int64_t>(index_) + at, host_index, size_t(n) * sizeof(int64_t));
+  if (graphs_)
+    pending_.push_back({events, n, at});
+  else
+    launch_gather(events, n, at);
+}
+
+void Model::launch_gather(const DeviceEvents& events, int n, int at) {
+  backend_.gather_normalise(n, int(row_size()), events.x, graph_->ptr<int64_t>(index_) + at, events.row_scale,
+                            buffer(col_shift_), buffer(col_scale_), graph_->input() + size_t(at) * row_size());
+}
+
+std::vector<double> Model::step_key(const Pass& pass, float lr, float momentum, float weight_decay, int ranks) const {
+  std::vector<double> key{double(pass.batch), double(pass.train), double(pass.seed), double(pass.split_at()),
+                          double(pass.first), double(pass.second), lr, momentum, weight_decay, double(ranks)};
+  for (const auto& g : pending_)
+    key.insert(key.end(), {double(reinterpret_cast<uintptr_t>(g.events.x)),
+                           double(reinterpret_cast<uintptr_t>(g.events.row_scale)), double(g.n), double(g.at)});
+  return key;
 }
 
 double Model::train_step(const Pass& pass, const int32_t* host_label, const float* host_weight,
@@ -89,14 +105,33 @@ double Model::train_step(const Pass& pass, const int32_t* host_label, const floa
   const int rows = pass.batch;
   backend_.to_device(g.ptr<int32_t>(label_), host_label, size_t(rows) * sizeof(int32_t));
   backend_.to_device(buffer(weight_), host_weight, size_t(rows) * sizeof(float));
-  g.forward(pass);
-  const double loss = backend_.softmax_xent(rows, classes_, g.output(), g.ptr<int32_t>(label_),
-                                            buffer(weight_), g.output_grad(), buffer(probs_));
-  g.backward(pass);
-  // The loss weights are those of the global batch, so the sum over ranks is its gradient.
-  if (comm && comm->size() > 1) backend_.all_reduce_sum(g.grads(), g.param_count(), *comm);
-  backend_.sgd_update(g.param_count(), lr, momentum, weight_decay, g.params(), g.grads(),
-                      buffer(momentum_));
+  const auto step = [&] {
+    g.forward(pass);
+    const double loss = backend_.softmax_xent(rows, classes_, g.output(), g.ptr<int32_t>(label_), buffer(weight_),
+                                              g.output_grad(), buffer(probs_));
+    g.backward(pass);
+    // The loss weights are those of the global batch, so the sum over ranks is its gradient.
+    if (comm && comm->size() > 1) backend_.all_reduce_sum(g.grads(), g.param_count(), *comm);
+    backend_.sgd_update(g.param_count(), lr, momentum, weight_decay, g.params(), g.grads(), buffer(momentum_));
+    return loss;
+  };
+  double loss;
+  if (graphs_) {
+    backend_.set_step(pass.step);
+    const auto key = step_key(pass, lr, momentum, weight_decay, comm ? comm->size() : 1);
+    if (key != captured_) {
+      backend_.begin_capture();
+      for (const auto& p : pending_) launch_gather(p.events, p.n, p.at);
+      step();
+      backend_.end_capture();
+      captured_ = key;
+    }
+    backend_.replay();
+    pending_.clear();
+    loss = backend_.read_loss();
+  } else {
+    loss = step();
+  }
   if (probs) backend_.to_host(probs, buffer(probs_), size_t(n_probs) * classes_ * sizeof(float));
   return loss;
 }

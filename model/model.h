@@ -46,8 +46,15 @@ class Model {
   // which the model keeps until it is destroyed.
   DeviceEvents upload(const EventSet& set);
 
-  // Gathers rows index[0, n) of `events` into graph input rows [at, at + n), normalised.
+  // Gathers rows index[0, n) of `events` into graph input rows [at, at + n), normalised. With step
+  // graphs the indices are copied now and the gather runs inside the next train_step's graph.
   void gather(const DeviceEvents& events, const int64_t* host_index, int n, int at);
+
+  // Step graphs (on by default where the backend has them, i.e. CUDA): the first train_step of a
+  // kind (batch, rows, settings) is captured as one graph -- gathers, forward, loss, backward,
+  // all-reduce, SGD -- and every later one replays it.
+  void use_step_graphs(bool on) { graphs_ = on && backend_.supports_graphs(); }
+  bool step_graphs() const { return graphs_; }
 
   // One training step over the pass.batch rows already gathered: forward, the fused loss with
   // per-row labels (kUniformTarget for anomalies) and weights, backward, the gradient summed over
@@ -62,6 +69,16 @@ class Model {
 
  private:
   float* buffer(Buffer b) const { return graph_->ptr(b); }
+  void launch_gather(const DeviceEvents& events, int n, int at);
+  // Everything a captured step depends on besides the step number and the buffers' contents.
+  struct PendingGather {
+    DeviceEvents events;
+    int n, at;
+  };
+  std::vector<double> step_key(const Pass& pass, float lr, float momentum, float weight_decay, int ranks) const;
+  bool graphs_ = false;
+  std::vector<PendingGather> pending_;
+  std::vector<double> captured_;
   Backend& backend_;
   std::unique_ptr<Graph> graph_;
   int classes_;

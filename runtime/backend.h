@@ -24,6 +24,18 @@ class Backend {
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;  // device to device
   virtual void synchronize() {}
 
+  // Step graphs (CUDA): the kernels launched between begin_capture() and end_capture() are recorded,
+  // not run, and replay() runs them again as one graph. Inside a capture nothing may copy to or from
+  // the host; softmax_xent() returns NaN and read_loss() gives the loss after the replay; dropout()
+  // draws its stream's step from set_step() (the step changes between replays, the graph does not).
+  // Backends without graphs run every call directly (supports_graphs() false).
+  virtual bool supports_graphs() const { return false; }
+  virtual void begin_capture() {}
+  virtual void end_capture() {}
+  virtual void replay() {}
+  virtual void set_step(uint64_t) {}
+  virtual double read_loss() { return 0.0; }
+
   // Kernels (see kernels/*.h for their exact semantics).
   virtual size_t conv_workspace_bytes(const ConvShape& s) = 0;
   virtual void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w,

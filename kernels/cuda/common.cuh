@@ -40,4 +40,16 @@ __device__ T block_sum(T v) {
   return warp_sums[0];
 }
 
+template <class T>
+__global__ void set_value_kernel(T* where, T value) {
+  *where = value;
+}
+// Writes one value to device memory as a kernel (its argument is copied at launch: no host buffer
+// has to outlive the call, and no synchronisation is needed).
+template <class T>
+void set_value(T* where, T value, cudaStream_t stream) {
+  set_value_kernel<<<1, 1, 0, stream>>>(where, value);
+  check_cuda(cudaGetLastError(), "set_value launch", __FILE__, __LINE__);
+}
+
 }  // namespace aware::cuda

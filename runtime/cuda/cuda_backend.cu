@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdlib>
+#include <limits>
 #include <string>
 
 #include "kernels/conv_relu_pool.h"
@@ -45,12 +46,15 @@ class CudaBackend final : public Backend {
           "cuBLAS: cannot set the math mode");
     if (options.conv == "cudnn") cudnn_ = std::make_unique<cuda::CudnnConv>(stream_, tf32);
     AWARE_CUDA_CHECK(cudaMalloc(&loss_device_, sizeof(double)));
+    AWARE_CUDA_CHECK(cudaMalloc(&step_device_, sizeof(uint64_t)));
     AWARE_CUDA_CHECK(cudaMallocHost(&loss_host_, sizeof(double)));
   }
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
     nccl_.reset();
     cudnn_.reset();
+    if (graph_) cudaGraphExecDestroy(graph_);
+    cudaFree(step_device_);
     cudaFreeHost(loss_host_);
     cudaFree(loss_device_);
     cublasDestroy(cublas_);
@@ -77,12 +81,14 @@ class CudaBackend final : public Backend {
     cudaFree(p);
   }
   void to_device(void* dst, const void* src, size_t bytes) override {
+    check(!capturing_, "CUDA graph capture: a host copy inside the captured step");
     AWARE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
     // A pageable source is staged before the call returns, but a later host write must not race a
     // pinned one: wait, as the CPU backend's memcpy would.
     AWARE_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
   void to_host(void* dst, const void* src, size_t bytes) override {
+    check(!capturing_, "CUDA graph capture: a host copy inside the captured step");
     AWARE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
     AWARE_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
@@ -90,6 +96,32 @@ class CudaBackend final : public Backend {
     AWARE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
   }
   void synchronize() override { AWARE_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+  bool supports_graphs() const override { return true; }
+  void begin_capture() override {
+    check(!capturing_, "CUDA graph capture: already capturing");
+    if (graph_) AWARE_CUDA_CHECK(cudaGraphExecDestroy(graph_));
+    graph_ = nullptr;
+    AWARE_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    capturing_ = true;
+  }
+  void end_capture() override {
+    cudaGraph_t graph = nullptr;
+    capturing_ = false;
+    AWARE_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+    AWARE_CUDA_CHECK(cudaGraphInstantiate(&graph_, graph, 0));
+    AWARE_CUDA_CHECK(cudaGraphDestroy(graph));
+  }
+  void replay() override {
+    check(graph_ != nullptr, "CUDA graph: nothing captured");
+    AWARE_CUDA_CHECK(cudaGraphLaunch(graph_, stream_));
+  }
+  void set_step(uint64_t step) override { cuda::set_value(step_device_, step, stream_); }
+  double read_loss() override {
+    AWARE_CUDA_CHECK(cudaMemcpyAsync(loss_host_, loss_device_, sizeof(double), cudaMemcpyDeviceToHost, stream_));
+    AWARE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return *loss_host_;
+  }
 
   size_t conv_workspace_bytes(const ConvShape& s) override {
     return cudnn_ ? cudnn_->workspace_bytes(s) : cuda::conv_relu_pool_workspace(s) * sizeof(float);
@@ -118,14 +150,16 @@ class CudaBackend final : public Backend {
   }
   void dropout(size_t n, float rate, uint64_t seed, uint64_t stream_id, uint64_t first, const float* in,
                float* out) override {
-    cuda::dropout(n, rate, seed, stream_id, first, in, out, stream_);
+    if (capturing_)  // the step comes from set_step() at each replay; the node is the low byte
+      cuda::dropout_graph(n, rate, seed, step_device_, uint32_t(stream_id & 0xFF), first, in, out, stream_);
+    else
+      cuda::dropout(n, rate, seed, stream_id, first, in, out, stream_);
   }
   double softmax_xent(int batch, int classes, const float* logits, const int32_t* label, const float* weight,
                       float* dlogits, float* probs) override {
     cuda::softmax_xent(batch, classes, logits, label, weight, dlogits, probs, loss_device_, stream_);
-    AWARE_CUDA_CHECK(cudaMemcpyAsync(loss_host_, loss_device_, sizeof(double), cudaMemcpyDeviceToHost, stream_));
-    AWARE_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    return *loss_host_;
+    if (capturing_) return std::numeric_limits<double>::quiet_NaN();  // read_loss() after the replay
+    return read_loss();
   }
   void softmax(int batch, int classes, const float* logits, float* probs) override {
     cuda::softmax(batch, classes, logits, probs, stream_);
@@ -153,6 +187,9 @@ class CudaBackend final : public Backend {
   double* loss_host_ = nullptr;  // pinned
   std::unique_ptr<cuda::Nccl> nccl_;  // made at the first all-reduce
   std::unique_ptr<cuda::CudnnConv> cudnn_;  // --conv cudnn
+  bool capturing_ = false;
+  cudaGraphExec_t graph_ = nullptr;  // the captured step
+  uint64_t* step_device_ = nullptr;  // the step of the replay, for dropout
 };
 
 }  // namespace
