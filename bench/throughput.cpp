@@ -20,13 +20,18 @@ int main(int argc, char** argv) {
   int batch = 100, threads = 0;
   double seconds = 10.0;
   std::string device = "cpu";
+  BackendOptions options;
+  bool graphs = true;
   app.add_option("--batch", batch, "normal images per step (as many anomalies are added)");
   app.add_option("--threads", threads, "OpenMP threads (0: default)");
   app.add_option("--seconds", seconds, "time to measure each figure");
   app.add_option("--device", device, "cpu | cuda | auto");
+  app.add_option("--conv", options.conv, "CUDA: fused | cudnn");
+  app.add_option("--precision", options.precision, "CUDA: fp32 | tf32");
+  app.add_option("--graphs", graphs, "CUDA: replay the step as one CUDA graph (1) or launch directly (0)");
   CLI11_PARSE(app, argc, argv);
   set_cpu_threads(threads);
-  auto backend = make_backend(device);
+  auto backend = make_backend(device, options);
 
   const int rows = 2 * batch, pixels = 625;
   Normaliser norm;
@@ -34,6 +39,7 @@ int main(int argc, char** argv) {
   norm.col_scale.assign(pixels, 1.0f);
   Model model(*backend, paper_cnn(), {25, 25}, 2, rows, norm);
   model.set_params(initial_params(model.graph(), 1));
+  model.use_step_graphs(graphs);
 
   EventSet events;
   events.event_shape = {25, 25};
@@ -71,6 +77,7 @@ int main(int argc, char** argv) {
   }
   const double score_s = std::chrono::duration<double>(clock::now() - t0).count();
   const nlohmann::json out = {{"device", backend->name()},
+                              {"step_graphs", model.step_graphs()},
                               {"batch", batch},
                               {"threads", threads},
                               {"steps", steps},

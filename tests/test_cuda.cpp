@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <random>
 #include <sstream>
@@ -413,7 +414,9 @@ TEST_F(CudaTest, WindowScanEqualsTheCpuOnRandomScores) {
 
 TEST_F(CudaTest, WindowScanEqualsTheCpuOnRealScores) {
   // P(Top) of the demo's prior run (tests/data: 1,000 test jets a class).
-  const auto dir = std::filesystem::path(AWARE_SOURCE_DIR) / "tests" / "data" / "demo_prior_scores";
+  // AWARE_SOURCE_DIR in the environment wins: the device bundle runs from another checkout.
+  const char* source = std::getenv("AWARE_SOURCE_DIR");
+  const auto dir = std::filesystem::path(source ? source : AWARE_SOURCE_DIR) / "tests" / "data" / "demo_prior_scores";
   auto column0 = [&](const std::string& name) {
     const NpyArray a = NpyArray::load(dir / (name + ".npy"));
     std::vector<float> p(size_t(a.rows()));
