@@ -30,59 +30,64 @@ int main(int argc, char** argv) {
   app.add_option("--precision", options.precision, "CUDA: fp32 | tf32");
   app.add_option("--graphs", graphs, "CUDA: replay the step as one CUDA graph (1) or launch directly (0)");
   CLI11_PARSE(app, argc, argv);
-  set_cpu_threads(threads);
-  auto backend = make_backend(device, options);
+  try {
+    set_cpu_threads(threads);
+    auto backend = make_backend(device, options);
 
-  const int rows = 2 * batch, pixels = 625;
-  Normaliser norm;
-  norm.col_shift.assign(pixels, 0.0f);
-  norm.col_scale.assign(pixels, 1.0f);
-  Model model(*backend, paper_cnn(), {25, 25}, 2, rows, norm);
-  model.set_params(initial_params(model.graph(), 1));
-  model.use_step_graphs(graphs);
+    const int rows = 2 * batch, pixels = 625;
+    Normaliser norm;
+    norm.col_shift.assign(pixels, 0.0f);
+    norm.col_scale.assign(pixels, 1.0f);
+    Model model(*backend, paper_cnn(), {25, 25}, 2, rows, norm);
+    model.set_params(initial_params(model.graph(), 1));
+    model.use_step_graphs(graphs);
 
-  EventSet events;
-  events.event_shape = {25, 25};
-  events.row_size = pixels;
-  std::mt19937 gen(1);
-  std::uniform_real_distribution<float> u(0.0f, 1.0f);
-  events.x.resize(size_t(rows) * pixels);
-  for (auto& v : events.x) v = u(gen);
-  events.label.assign(rows, 0);
-  const DeviceEvents dev = model.upload(events);
-  std::vector<int64_t> index(rows);
-  std::vector<int32_t> label(rows, kUniformTarget);
-  std::vector<float> weight(rows, 1.0f / batch);
-  for (int i = 0; i < rows; ++i) index[i] = i;
-  for (int i = 0; i < batch; ++i) label[i] = i % 2, weight[batch + i] = 0.5f / batch;
+    EventSet events;
+    events.event_shape = {25, 25};
+    events.row_size = pixels;
+    std::mt19937 gen(1);
+    std::uniform_real_distribution<float> u(0.0f, 1.0f);
+    events.x.resize(size_t(rows) * pixels);
+    for (auto& v : events.x) v = u(gen);
+    events.label.assign(rows, 0);
+    const DeviceEvents dev = model.upload(events);
+    std::vector<int64_t> index(rows);
+    std::vector<int32_t> label(rows, kUniformTarget);
+    std::vector<float> weight(rows, 1.0f / batch);
+    for (int i = 0; i < rows; ++i) index[i] = i;
+    for (int i = 0; i < batch; ++i) label[i] = i % 2, weight[batch + i] = 0.5f / batch;
 
-  auto step = [&](uint64_t s) {
-    model.gather(dev, index.data(), rows, 0);
-    model.train_step(Pass{rows, true, 1, s}, label.data(), weight.data(), 0.01f, 0.9f, 0.0f, nullptr, 0);
-  };
-  for (int s = 0; s < 3; ++s) step(s);  // warm-up
-  backend->synchronize();
-  using clock = std::chrono::steady_clock;
-  auto t0 = clock::now();
-  int64_t steps = 0;
-  while (std::chrono::duration<double>(clock::now() - t0).count() < seconds) step(uint64_t(3 + steps++));
-  backend->synchronize();
-  const double train_s = std::chrono::duration<double>(clock::now() - t0).count();
+    auto step = [&](uint64_t s) {
+      model.gather(dev, index.data(), rows, 0);
+      model.train_step(Pass{rows, true, 1, s}, label.data(), weight.data(), 0.01f, 0.9f, 0.0f, nullptr, 0);
+    };
+    for (int s = 0; s < 3; ++s) step(s);  // warm-up
+    backend->synchronize();
+    using clock = std::chrono::steady_clock;
+    auto t0 = clock::now();
+    int64_t steps = 0;
+    while (std::chrono::duration<double>(clock::now() - t0).count() < seconds) step(uint64_t(3 + steps++));
+    backend->synchronize();
+    const double train_s = std::chrono::duration<double>(clock::now() - t0).count();
 
-  t0 = clock::now();
-  int64_t scored = 0;
-  while (std::chrono::duration<double>(clock::now() - t0).count() < seconds / 2) {
-    model.predict(events.x.data(), rows);
-    scored += rows;
+    t0 = clock::now();
+    int64_t scored = 0;
+    while (std::chrono::duration<double>(clock::now() - t0).count() < seconds / 2) {
+      model.predict(events.x.data(), rows);
+      scored += rows;
+    }
+    const double score_s = std::chrono::duration<double>(clock::now() - t0).count();
+    const nlohmann::json out = {{"device", backend->name()},
+                                {"step_graphs", model.step_graphs()},
+                                {"batch", batch},
+                                {"threads", threads},
+                                {"steps", steps},
+                                {"train_images_per_s", double(steps) * rows / train_s},
+                                {"score_images_per_s", double(scored) / score_s},
+                                {"gflop_per_s_train", double(steps) * rows * 3.0 * model.graph().flops_per_row() / train_s / 1e9}};
+    std::printf("%s\n", out.dump().c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "aware_throughput: %s\n", e.what());
+    return 2;
   }
-  const double score_s = std::chrono::duration<double>(clock::now() - t0).count();
-  const nlohmann::json out = {{"device", backend->name()},
-                              {"step_graphs", model.step_graphs()},
-                              {"batch", batch},
-                              {"threads", threads},
-                              {"steps", steps},
-                              {"train_images_per_s", double(steps) * rows / train_s},
-                              {"score_images_per_s", double(scored) / score_s},
-                              {"gflop_per_s_train", double(steps) * rows * 3.0 * model.graph().flops_per_row() / train_s / 1e9}};
-  std::printf("%s\n", out.dump().c_str());
 }

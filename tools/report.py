@@ -92,7 +92,9 @@ def mean_std(values):
 def fmt(m, s, n, digits=3, style="f"):
     if m is None:
         return "-"
-    return f"{m:.{digits}{style}}" if n < 2 else f"{m:.{digits}{style}} ± {s:.{digits if style == 'f' else 2}{style}}"
+    if style == "g":  # significant digits, trailing zeros kept: 16.0 +- 0.58
+        return f"{m:#.{digits}g}" if n < 2 else f"{m:#.{digits}g} ± {s:#.2g}"
+    return f"{m:.{digits}f}" if n < 2 else f"{m:.{digits}f} ± {s:.{digits}f}"
 
 
 class Report:
