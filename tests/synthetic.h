@@ -14,6 +14,15 @@
 
 namespace aware::testing {
 
+// Uniform random floats in [lo, hi), seeded: fresh inputs for kernel checks.
+inline std::vector<float> random_vector(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> u(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = u(gen);
+  return v;
+}
+
 inline std::filesystem::path fresh_dir(const std::string& name) {
   auto dir = std::filesystem::temp_directory_path() / ("aware_test_" + name + "_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);

@@ -13,19 +13,14 @@
 #include "kernels/philox.h"
 #include "kernels/sgd.h"
 #include "kernels/softmax_xent.h"
+#include "synthetic.h"
 
 namespace aware {
 namespace {
 
 constexpr int kThreads = 2;
 
-std::vector<float> random_vector(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> u(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = u(gen);
-  return v;
-}
+using testing::random_vector;
 
 // Poisoned outputs: a kernel that skips an element leaves a NaN behind.
 std::vector<float> poisoned(size_t n) { return std::vector<float>(n, std::nanf("")); }

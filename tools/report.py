@@ -298,18 +298,24 @@ class Report:
         self.tables.append((title, head, rows))
         self.results[key] = data
 
-    # Saturation: R_max of one unseen class against the number of aware types.
-    def saturation(self, cls, steps, name):
+    def r_max_points(self, cls, points, name):
+        """(x, mean, spread) of R_max over the seeds of each (x, run, stage) with runs; None if fewer than two."""
         xs, ms, ss = [], [], []
-        for k, run in steps:
-            stage = "prior" if k == 0 else "aa"
-            r = [r_max(s, stage, cls) for s in self.runs.summaries(run)]
-            m, s, n = mean_std(r)
+        for x, run, stage in points:
+            m, s, n = mean_std([r_max(summary, stage, cls) for summary in self.runs.summaries(run)])
             if m is not None:
-                xs.append(k), ms.append(m), ss.append(s)
+                xs.append(x), ms.append(m), ss.append(s)
         if len(xs) < 2:
             self.skipped.append(f"{name}: fewer than two of its runs")
+            return None
+        return xs, ms, ss
+
+    # Saturation: R_max of one unseen class against the number of aware types.
+    def saturation(self, cls, steps, name):
+        points = self.r_max_points(cls, [(k, run, "prior" if k == 0 else "aa") for k, run in steps], name)
+        if points is None:
             return
+        xs, ms, ss = points
         fig, ax = plt.subplots(figsize=(4.5, 3.6))
         ax.errorbar(xs, ms, yerr=ss, marker="o", capsize=3)
         ax.set_xlabel("number of aware anomaly types (0: prior)")
@@ -320,15 +326,10 @@ class Report:
 
     # A setting (lambda, ratio) against R_max of the unseen class, prior as reference.
     def setting_scan(self, cls, label, points, name):
-        xs, ms, ss = [], [], []
-        for x, run in points:
-            r = [r_max(s, "aa", cls) for s in self.runs.summaries(run)]
-            m, s, n = mean_std(r)
-            if m is not None:
-                xs.append(x), ms.append(m), ss.append(s)
-        if len(xs) < 2:
-            self.skipped.append(f"{name}: fewer than two of its runs")
+        found = self.r_max_points(cls, [(x, run, "aa") for x, run in points], name)
+        if found is None:
             return
+        xs, ms, ss = found
         prior = mean_std([r_max(s, "prior", cls) for s in self.runs.summaries(points[0][1])])
         fig, ax = plt.subplots(figsize=(4.5, 3.6))
         ax.errorbar(xs, ms, yerr=ss, marker="o", capsize=3, label="after AA")

@@ -315,6 +315,46 @@ void free_prefix(DevicePrefix& p) {
   cudaFree(p.count);
 }
 
+// The host copy of the device prefix sums (`per_class` entries per class and array) as the grid of the
+// CPU scan, and the constants of the window kernels: the backgrounds in input order, sigma_B summed in
+// class order as the CPU does.
+template <class Background>
+ScanConstants host_grid(const DevicePrefix& p, size_t per_class, const std::vector<Background>& backgrounds,
+                        const ScanSettings& settings, int bins, PrefixGrid& g, cudaStream_t stream) {
+  const size_t classes = backgrounds.size() + 1;
+  std::vector<double> w(classes * per_class), w2(w.size());
+  std::vector<long long> n(w.size());
+  AWARE_CUDA_CHECK(cudaMemcpyAsync(w.data(), p.weight, w.size() * 8, cudaMemcpyDeviceToHost, stream));
+  AWARE_CUDA_CHECK(cudaMemcpyAsync(w2.data(), p.weight2, w.size() * 8, cudaMemcpyDeviceToHost, stream));
+  AWARE_CUDA_CHECK(cudaMemcpyAsync(n.data(), p.count, w.size() * 8, cudaMemcpyDeviceToHost, stream));
+  AWARE_CUDA_CHECK(cudaStreamSynchronize(stream));
+  auto class_prefix = [&](size_t c) {
+    ClassPrefix cp;
+    cp.weight.assign(w.begin() + c * per_class, w.begin() + (c + 1) * per_class);
+    cp.weight2.assign(w2.begin() + c * per_class, w2.begin() + (c + 1) * per_class);
+    cp.count.assign(n.begin() + c * per_class, n.begin() + (c + 1) * per_class);
+    check(cp.weight.back() > 0, "scan (cuda): a class has no weight");
+    return cp;
+  };
+  g.bins = bins;
+  g.anomaly = class_prefix(0);
+  ScanConstants k{};
+  k.bins = bins;
+  k.backgrounds = int(backgrounds.size());
+  k.narrowest = std::max(1, min_width_bins(settings.min_width, bins));
+  k.min_events = settings.min_background_events;
+  for (size_t c = 0; c < backgrounds.size(); ++c) {
+    g.background.push_back(class_prefix(c + 1));
+    g.background_names.push_back(backgrounds[c].name);
+    g.sigma_fb.push_back(backgrounds[c].sigma_fb);
+    g.sigma_b_fb += backgrounds[c].sigma_fb;
+    k.sigma[c] = backgrounds[c].sigma_fb;
+  }
+  check(g.sigma_b_fb > 0, "scan (cuda): total background cross-section must be positive");
+  k.sigma_b = g.sigma_b_fb;
+  return k;
+}
+
 }  // namespace
 
 GpuScan scan_device(const DeviceScanInput& input, const ScanSettings& settings, std::span<const double> widths,
@@ -329,38 +369,8 @@ GpuScan scan_device(const DeviceScanInput& input, const ScanSettings& settings, 
 
   // The prefix sums come back (bins + 1 per array and class): the host keeps the exact grid.
   GpuScan out;
+  const ScanConstants k = host_grid(p, size_t(bins) + 1, input.background, settings, bins, out.grid, stream);
   ScanGrid& g = out.grid;
-  g.bins = bins;
-  const size_t stride = size_t(bins) + 1;
-  std::vector<double> w(samples.size() * stride), w2(w.size());
-  std::vector<long long> n(w.size());
-  AWARE_CUDA_CHECK(cudaMemcpyAsync(w.data(), p.weight, w.size() * 8, cudaMemcpyDeviceToHost, stream));
-  AWARE_CUDA_CHECK(cudaMemcpyAsync(w2.data(), p.weight2, w.size() * 8, cudaMemcpyDeviceToHost, stream));
-  AWARE_CUDA_CHECK(cudaMemcpyAsync(n.data(), p.count, w.size() * 8, cudaMemcpyDeviceToHost, stream));
-  AWARE_CUDA_CHECK(cudaStreamSynchronize(stream));
-  auto class_prefix = [&](size_t c) {
-    ClassPrefix cp;
-    cp.weight.assign(w.begin() + c * stride, w.begin() + (c + 1) * stride);
-    cp.weight2.assign(w2.begin() + c * stride, w2.begin() + (c + 1) * stride);
-    cp.count.assign(n.begin() + c * stride, n.begin() + (c + 1) * stride);
-    check(cp.weight.back() > 0, "scan (cuda): a class has no weight");
-    return cp;
-  };
-  g.anomaly = class_prefix(0);
-  ScanConstants k{};
-  k.bins = bins;
-  k.backgrounds = int(input.background.size());
-  k.narrowest = std::max(1, min_width_bins(settings.min_width, bins));
-  k.min_events = settings.min_background_events;
-  for (size_t c = 0; c < input.background.size(); ++c) {
-    g.background.push_back(class_prefix(c + 1));
-    g.background_names.push_back(input.background[c].name);
-    g.sigma_fb.push_back(input.background[c].sigma_fb);
-    g.sigma_b_fb += input.background[c].sigma_fb;  // in class order, as the CPU
-    k.sigma[c] = input.background[c].sigma_fb;
-  }
-  check(g.sigma_b_fb > 0, "scan (cuda): total background cross-section must be positive");
-  k.sigma_b = g.sigma_b_fb;
 
   std::vector<int> width_bins;
   for (double width : widths) {
@@ -464,35 +474,7 @@ std::optional<Window2D> best_window_2d(const ScanInput2D& input, const ScanSetti
     }
   }
   ScanGrid2D g;
-  g.bins = bins;
-  std::vector<double> w(cells * samples.size()), w2(w.size());
-  std::vector<long long> n(w.size());
-  AWARE_CUDA_CHECK(cudaMemcpy(w.data(), p.weight, w.size() * 8, cudaMemcpyDeviceToHost));
-  AWARE_CUDA_CHECK(cudaMemcpy(w2.data(), p.weight2, w.size() * 8, cudaMemcpyDeviceToHost));
-  AWARE_CUDA_CHECK(cudaMemcpy(n.data(), p.count, w.size() * 8, cudaMemcpyDeviceToHost));
-  auto class_prefix = [&](size_t c) {
-    ClassPrefix cp;
-    cp.weight.assign(w.begin() + c * cells, w.begin() + (c + 1) * cells);
-    cp.weight2.assign(w2.begin() + c * cells, w2.begin() + (c + 1) * cells);
-    cp.count.assign(n.begin() + c * cells, n.begin() + (c + 1) * cells);
-    check(cp.weight.back() > 0, "scan 2-D (cuda): a class has no weight");
-    return cp;
-  };
-  g.anomaly = class_prefix(0);
-  ScanConstants k{};
-  k.bins = bins;
-  k.backgrounds = int(input.background.size());
-  k.narrowest = std::max(1, min_width_bins(settings.min_width, bins));
-  k.min_events = settings.min_background_events;
-  for (size_t c = 0; c < input.background.size(); ++c) {
-    g.background.push_back(class_prefix(c + 1));
-    g.background_names.push_back(input.background[c].name);
-    g.sigma_fb.push_back(input.background[c].sigma_fb);
-    g.sigma_b_fb += input.background[c].sigma_fb;
-    k.sigma[c] = input.background[c].sigma_fb;
-  }
-  check(g.sigma_b_fb > 0, "scan 2-D (cuda): total background cross-section must be positive");
-  k.sigma_b = g.sigma_b_fb;
+  const ScanConstants k = host_grid(p, cells, input.background, settings, bins, g, nullptr);
 
   std::vector<Pair> pairs;  // every interval at least `narrowest` bins wide, in (lo, hi) order
   for (int lo = 0; lo < bins; ++lo)
