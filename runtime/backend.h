@@ -23,6 +23,10 @@ class Backend {
   virtual void to_host(void* dst, const void* src, size_t bytes) = 0;
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;  // device to device
   virtual void synchronize() {}
+  // Host memory for transfers: page-locked on CUDA (copies run at full bus speed, asynchronously),
+  // plain on the CPU. Zeroed.
+  virtual void* allocate_host(size_t bytes) { return allocate(bytes); }
+  virtual void release_host(void* p) { release(p); }
 
   // Step graphs (CUDA): the kernels launched between begin_capture() and end_capture() are recorded,
   // not run, and replay() runs them again as one graph. Inside a capture nothing may copy to or from

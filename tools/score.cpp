@@ -5,6 +5,9 @@
 
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <future>
+#include <memory>
 
 #include "runtime/checkpoint.h"
 #include "runtime/error.h"
@@ -52,12 +55,30 @@ ScoreResult score_file(Model& model, const std::string& input, const std::vector
   const int fd = ::open(partial.c_str(), O_WRONLY);
   check(fd >= 0, partial.string() + ": cannot open (" + std::strerror(errno) + ")");
   ProgressBar bar("scoring " + events->name(), hi - lo, "events", options.progress && comm.root());
-  std::vector<float> chunk(size_t(std::min(options.chunk, std::max<int64_t>(hi - lo, 1)) * events->row_size()));
+  // Two chunk buffers (page-locked on CUDA): a reader thread fills the next chunk from disk while the
+  // model scores this one. One read is in flight at a time, so the source needs no locking.
+  const size_t chunk_floats = size_t(std::min(options.chunk, std::max<int64_t>(hi - lo, 1)) * events->row_size());
+  Backend& backend = model.backend();
+  std::unique_ptr<float, std::function<void(float*)>> buffers[2];
+  for (auto& b : buffers)
+    b = {static_cast<float*>(backend.allocate_host(chunk_floats * sizeof(float))), [&](float* q) { backend.release_host(q); }};
+  auto start_read = [&](int64_t at, int slot) {
+    const int64_t begin = lo + at, rows = std::min(options.chunk, hi - begin);
+    float* into = buffers[slot].get();
+    return std::async(std::launch::async, [&events, begin, rows, into] { events->read(begin, rows, into); });
+  };
+  auto more = [&](int64_t at, int64_t chunks_done) {
+    return at < hi - lo && (options.max_chunks < 0 || chunks_done < options.max_chunks);
+  };
   int64_t chunks = 0;
-  while (done < hi - lo && (options.max_chunks < 0 || chunks < options.max_chunks)) {
+  int slot = 0;
+  std::future<void> pending = more(done, 0) ? start_read(done, slot) : std::future<void>{};
+  while (more(done, chunks)) {
     const int64_t begin = lo + done, rows = std::min(options.chunk, hi - begin);
-    events->read(begin, rows, chunk.data());
-    const std::vector<float> p = model.predict(chunk.data(), rows);
+    pending.get();  // this chunk is in buffers[slot]; a read error surfaces here
+    if (more(done + rows, chunks + 1)) pending = start_read(done + rows, 1 - slot);
+    const std::vector<float> p = model.predict(buffers[slot].get(), rows);
+    slot = 1 - slot;
     const size_t bytes = p.size() * sizeof(float);
     const off_t at = off_t(header.size() + size_t(begin * classes) * sizeof(float));
     const bool ok = ::pwrite(fd, p.data(), bytes, at) == ssize_t(bytes) && ::fdatasync(fd) == 0;

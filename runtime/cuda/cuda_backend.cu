@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <string>
 
@@ -80,6 +81,13 @@ class CudaBackend final : public Backend {
     cudaStreamSynchronize(stream_);
     cudaFree(p);
   }
+  void* allocate_host(size_t bytes) override {
+    void* p = nullptr;
+    AWARE_CUDA_CHECK(cudaMallocHost(&p, bytes == 0 ? 64 : bytes));
+    std::memset(p, 0, bytes);
+    return p;
+  }
+  void release_host(void* p) override { cudaFreeHost(p); }
   void to_device(void* dst, const void* src, size_t bytes) override {
     check(!capturing_, "CUDA graph capture: a host copy inside the captured step");
     AWARE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
