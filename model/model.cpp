@@ -109,9 +109,16 @@ double Model::train_step(const Pass& pass, const int32_t* host_label, const floa
     g.forward(pass);
     const double loss = backend_.softmax_xent(rows, classes_, g.output(), g.ptr<int32_t>(label_), buffer(weight_),
                                               g.output_grad(), buffer(probs_));
-    g.backward(pass);
-    // The loss weights are those of the global batch, so the sum over ranks is its gradient.
-    if (comm && comm->size() > 1) backend_.all_reduce_sum(g.grads(), g.param_count(), *comm);
+    // The loss weights are those of the global batch, so the sum over ranks is its gradient. Each
+    // layer's gradients (one bucket) start their all-reduce as soon as its backward is done.
+    if (comm && comm->size() > 1) {
+      g.backward(pass, [&](const Node& node) {
+        if (node.param_count() > 0) backend_.all_reduce_start(g.grads() + node.param_offset, node.param_count(), *comm);
+      });
+      backend_.all_reduce_wait();
+    } else {
+      g.backward(pass);
+    }
     backend_.sgd_update(g.param_count(), lr, momentum, weight_decay, g.params(), g.grads(), buffer(momentum_));
     return loss;
   };

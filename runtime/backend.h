@@ -64,6 +64,11 @@ class Backend {
   // Sums n floats of device memory over the ranks of `comm`, in place (data parallelism): the CPU
   // backend through comm itself (MPI), the CUDA backend through NCCL on its stream.
   virtual void all_reduce_sum(float* data, size_t n, Communicator& comm) = 0;
+  // The same for one bucket of gradients while the backward pass goes on: the sum may still be in
+  // flight when the call returns, and all_reduce_wait() orders every started sum before the next
+  // kernel. The CPU backend sums at once (blocking MPI); the CUDA backend on a second stream.
+  virtual void all_reduce_start(float* data, size_t n, Communicator& comm) { all_reduce_sum(data, n, comm); }
+  virtual void all_reduce_wait() {}
   virtual void gather_normalise(int rows, int row_size, const float* in, const int64_t* index,
                                 const float* row_scale, const float* col_shift,
                                 const float* col_scale, float* out) = 0;

@@ -57,8 +57,11 @@ void Graph::forward(const Pass& pass) {
   for (auto& node : nodes_) node->forward(*this, pass);
 }
 
-void Graph::backward(const Pass& pass) {
-  for (auto it = nodes_.rbegin(); it != nodes_.rend(); ++it) (*it)->backward(*this, pass);
+void Graph::backward(const Pass& pass, const std::function<void(const Node&)>& after_node) {
+  for (auto it = nodes_.rbegin(); it != nodes_.rend(); ++it) {
+    (*it)->backward(*this, pass);
+    if (after_node) after_node(**it);
+  }
 }
 
 double Graph::flops_per_row() const {

@@ -8,6 +8,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -74,7 +75,9 @@ class Graph {
   void plan();
 
   void forward(const Pass& pass);
-  void backward(const Pass& pass);
+  // after_node, when given, is called after each node's backward with that node: its parameter
+  // gradients are final then (data parallelism starts their all-reduce while earlier layers run).
+  void backward(const Pass& pass, const std::function<void(const Node&)>& after_node = {});
 
   Backend& backend() { return backend_; }
   template <class T = float>

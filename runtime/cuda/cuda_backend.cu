@@ -40,6 +40,9 @@ class CudaBackend final : public Backend {
     device_ = local_device(devices);
     AWARE_CUDA_CHECK(cudaSetDevice(device_));
     AWARE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    AWARE_CUDA_CHECK(cudaStreamCreateWithFlags(&comm_stream_, cudaStreamNonBlocking));
+    AWARE_CUDA_CHECK(cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming));
+    AWARE_CUDA_CHECK(cudaEventCreateWithFlags(&join_, cudaEventDisableTiming));
     check(cublasCreate(&cublas_) == CUBLAS_STATUS_SUCCESS, "cuBLAS: cannot create a handle");
     // Exact FP32 by default: no TF32 tensor-core rounding unless asked for.
     const bool tf32 = options.precision == "tf32";
@@ -59,6 +62,9 @@ class CudaBackend final : public Backend {
     cudaFreeHost(loss_host_);
     cudaFree(loss_device_);
     cublasDestroy(cublas_);
+    cudaEventDestroy(fork_);
+    cudaEventDestroy(join_);
+    cudaStreamDestroy(comm_stream_);
     cudaStreamDestroy(stream_);
   }
   std::string name() const override {
@@ -176,10 +182,21 @@ class CudaBackend final : public Backend {
                   float* v) override {
     cuda::sgd_update(n, lr, momentum, weight_decay, w, g, v, stream_);
   }
-  void all_reduce_sum(float* data, size_t n, Communicator& comm) override {
-    if (!nccl_) nccl_ = std::make_unique<cuda::Nccl>(comm);
-    check(nccl_->size() == comm.size(), "NCCL: the communicator changed size");
-    nccl_->sum(data, n, stream_);
+  void all_reduce_sum(float* data, size_t n, Communicator& comm) override { nccl(comm).sum(data, n, stream_); }
+  // Bucketed: the comm stream waits for the gradients so far, then all-reduces while the main stream
+  // runs the earlier layers' backward; all_reduce_wait() joins the two before the update. (A fork and
+  // join of streams by events, which a CUDA graph capture records as such.)
+  void all_reduce_start(float* data, size_t n, Communicator& comm) override {
+    AWARE_CUDA_CHECK(cudaEventRecord(fork_, stream_));
+    AWARE_CUDA_CHECK(cudaStreamWaitEvent(comm_stream_, fork_, 0));
+    nccl(comm).sum(data, n, comm_stream_);
+    pending_reduce_ = true;
+  }
+  void all_reduce_wait() override {
+    if (!pending_reduce_) return;
+    AWARE_CUDA_CHECK(cudaEventRecord(join_, comm_stream_));
+    AWARE_CUDA_CHECK(cudaStreamWaitEvent(stream_, join_, 0));
+    pending_reduce_ = false;
   }
   void gather_normalise(int rows, int row_size, const float* in, const int64_t* index, const float* row_scale,
                         const float* col_shift, const float* col_scale, float* out) override {
@@ -187,9 +204,18 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  cuda::Nccl& nccl(Communicator& comm) {
+    if (!nccl_) nccl_ = std::make_unique<cuda::Nccl>(comm);
+    check(nccl_->size() == comm.size(), "NCCL: the communicator changed size");
+    return *nccl_;
+  }
+
   BackendOptions options_;
   int device_ = 0;
   cudaStream_t stream_ = nullptr;
+  cudaStream_t comm_stream_ = nullptr;  // the bucketed all-reduces
+  cudaEvent_t fork_ = nullptr, join_ = nullptr;
+  bool pending_reduce_ = false;
   cublasHandle_t cublas_ = nullptr;
   double* loss_device_ = nullptr;
   double* loss_host_ = nullptr;  // pinned
