@@ -210,7 +210,8 @@ std::optional<Window2D> best_window_2d(const ScanInput2D& input, const ScanSetti
 #include <cuda_runtime_api.h>
 namespace aware::cuda {
 
-// Scores already on the device (10^8 of them stay there; only the prefix sums come back).
+// Scores already on the device (10^8 of them stay there; only the prefix sums come back). They must be
+// free of NaN (scan() checks host inputs; a NaN on the device would land in bin 0).
 struct DeviceSample {
   const float* scores = nullptr;
   const float* weights = nullptr;  // null: every event weighs 1

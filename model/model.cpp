@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include <bit>
 #include <cstdint>
 #include <numeric>
 
@@ -89,12 +90,14 @@ void Model::launch_gather(const DeviceEvents& events, int n, int at) {
                             buffer(col_shift_), buffer(col_scale_), graph_->input() + size_t(at) * row_size());
 }
 
-std::vector<double> Model::step_key(const Pass& pass, float lr, float momentum, float weight_decay, int ranks) const {
-  std::vector<double> key{double(pass.batch), double(pass.train), double(pass.seed), double(pass.split_at()),
-                          double(pass.first), double(pass.second), lr, momentum, weight_decay, double(ranks)};
+std::vector<uint64_t> Model::step_key(const Pass& pass, float lr, float momentum, float weight_decay,
+                                      int ranks) const {
+  std::vector<uint64_t> key{uint64_t(pass.batch), uint64_t(pass.train), pass.seed, uint64_t(pass.split_at()),
+                            pass.first, pass.second, std::bit_cast<uint32_t>(lr), std::bit_cast<uint32_t>(momentum),
+                            std::bit_cast<uint32_t>(weight_decay), uint64_t(ranks)};
   for (const auto& g : pending_)
-    key.insert(key.end(), {double(reinterpret_cast<uintptr_t>(g.events.x)),
-                           double(reinterpret_cast<uintptr_t>(g.events.row_scale)), double(g.n), double(g.at)});
+    key.insert(key.end(), {uint64_t(reinterpret_cast<uintptr_t>(g.events.x)),
+                           uint64_t(reinterpret_cast<uintptr_t>(g.events.row_scale)), uint64_t(g.n), uint64_t(g.at)});
   return key;
 }
 
@@ -127,13 +130,26 @@ double Model::train_step(const Pass& pass, const int32_t* host_label, const floa
     backend_.set_step(pass.step);
     const auto key = step_key(pass, lr, momentum, weight_decay, comm ? comm->size() : 1);
     if (key != captured_) {
-      backend_.begin_capture();
-      for (const auto& p : pending_) launch_gather(p.events, p.n, p.at);
-      step();
-      backend_.end_capture();
-      captured_ = key;
+      const bool capture = key == warmed_;  // a new kind of step runs once uncaptured, then is captured
+      try {
+        backend_.begin_graph_step(capture);
+        for (const auto& p : pending_) launch_gather(p.events, p.n, p.at);
+        step();
+        backend_.end_graph_step();
+      } catch (...) {
+        backend_.abort_graph_step();
+        captured_.clear();
+        throw;
+      }
+      if (capture) {
+        captured_ = key;
+        backend_.replay();
+      } else {
+        warmed_ = key;
+      }
+    } else {
+      backend_.replay();
     }
-    backend_.replay();
     pending_.clear();
     loss = backend_.read_loss();
   } else {

@@ -51,8 +51,8 @@ class Model {
   void gather(const DeviceEvents& events, const int64_t* host_index, int n, int at);
 
   // Step graphs (on by default where the backend has them, i.e. CUDA): the first train_step of a
-  // kind (batch, rows, settings) is captured as one graph -- gathers, forward, loss, backward,
-  // all-reduce, SGD -- and every later one replays it.
+  // kind (batch, rows, settings) runs as a warm-up, the second is captured as one graph -- gathers,
+  // forward, loss, backward, all-reduce, SGD -- and every later one replays it.
   void use_step_graphs(bool on) { graphs_ = on && backend_.supports_graphs(); }
   bool step_graphs() const { return graphs_; }
 
@@ -75,10 +75,10 @@ class Model {
     DeviceEvents events;
     int n, at;
   };
-  std::vector<double> step_key(const Pass& pass, float lr, float momentum, float weight_decay, int ranks) const;
+  std::vector<uint64_t> step_key(const Pass& pass, float lr, float momentum, float weight_decay, int ranks) const;
   bool graphs_ = false;
   std::vector<PendingGather> pending_;
-  std::vector<double> captured_;
+  std::vector<uint64_t> warmed_, captured_;  // the keys of the last warm-up step and of the captured graph
   Backend& backend_;
   std::unique_ptr<Graph> graph_;
   int classes_;

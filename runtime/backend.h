@@ -28,14 +28,17 @@ class Backend {
   virtual void* allocate_host(size_t bytes) { return allocate(bytes); }
   virtual void release_host(void* p) { release(p); }
 
-  // Step graphs (CUDA): the kernels launched between begin_capture() and end_capture() are recorded,
-  // not run, and replay() runs them again as one graph. Inside a capture nothing may copy to or from
-  // the host; softmax_xent() returns NaN and read_loss() gives the loss after the replay; dropout()
-  // draws its stream's step from set_step() (the step changes between replays, the graph does not).
-  // Backends without graphs run every call directly (supports_graphs() false).
+  // Step graphs (CUDA). Between begin_graph_step() and end_graph_step() the backend is in graph mode:
+  // nothing may copy to or from the host, softmax_xent() returns NaN (read_loss() gives the loss
+  // afterwards) and dropout() draws its stream's step from set_step(), since the step changes between
+  // replays and the graph does not. With capture = true the kernels are recorded, not run, and
+  // replay() runs them; with capture = false they run at once (a warm-up: libraries make their handles
+  // and plans outside any capture). abort_graph_step() leaves graph mode after an error. Backends
+  // without graphs run every call directly (supports_graphs() false).
   virtual bool supports_graphs() const { return false; }
-  virtual void begin_capture() {}
-  virtual void end_capture() {}
+  virtual void begin_graph_step(bool /*capture*/) {}
+  virtual void end_graph_step() {}
+  virtual void abort_graph_step() {}
   virtual void replay() {}
   virtual void set_step(uint64_t) {}
   virtual double read_loss() { return 0.0; }

@@ -35,6 +35,7 @@ __device__ T block_sum(T v) {
   v = lane < warps ? warp_sums[lane] : T(0);
   if (warp == 0)
     for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(0xffffffffu, v, offset);
+  __syncthreads();  // every warp has read its slot before slot 0 is overwritten
   if (threadIdx.x == 0) warp_sums[0] = v;
   __syncthreads();
   return warp_sums[0];

@@ -104,7 +104,9 @@ __global__ void forward_kernel(ConvShape s, const float* __restrict__ x, const f
       [&](int o, int c, int k) { return w[(size_t(o) * s.in_c + c) * 9 + k]; },
       [&](int o, int pix, float v) {
         v += b[o];
-        an[size_t(o) * P + pix] = s.relu ? fmaxf(v, 0.0f) : v;
+        v = s.relu ? fmaxf(v, 0.0f) : v;
+        an[size_t(o) * P + pix] = v;
+        if (!s.pool && y != act) y[size_t(n) * s.out_size() + size_t(o) * P + pix] = v;  // y may differ from act
       });
   if (!s.pool) return;
   __syncthreads();  // the block's activations are written (global memory, same block)
@@ -184,9 +186,9 @@ void check_shape(const ConvShape& s) {
   check(s.batch > 0 && s.in_c > 0 && s.out_c > 0 && s.conv_h() > 0 && s.conv_w() > 0,
         "conv (cuda): empty shape");
   const size_t forward = shared_floats(s.in_h, s.in_w, s.pad), backward = shared_floats(s.conv_h(), s.conv_w(), 2 - s.pad);
-  check(std::max(forward, backward) * sizeof(float) <= kMaxShared,
-        "conv (cuda): a " + std::to_string(s.in_h) + "x" + std::to_string(s.in_w) +
-            " plane does not fit the fused kernel's shared memory; use --conv cudnn");
+  if (std::max(forward, backward) * sizeof(float) > kMaxShared)
+    throw Error("conv (cuda): a " + std::to_string(s.in_h) + "x" + std::to_string(s.in_w) +
+                " plane does not fit the fused kernel's shared memory; use --conv cudnn");
 }
 
 }  // namespace

@@ -268,11 +268,12 @@ __global__ void rectangles_kernel(DevicePrefix p, ScanConstants k, const Pair* _
   if (threadIdx.x == 0) per_first[blockIdx.x] = best;
 }
 
+// Zeroed on `stream`, so that work queued on it afterwards sees the zeros.
 template <class T>
-T* device_alloc(size_t n) {
+T* device_alloc(size_t n, cudaStream_t stream = nullptr) {
   void* p = nullptr;
   AWARE_CUDA_CHECK(cudaMalloc(&p, n * sizeof(T)));
-  AWARE_CUDA_CHECK(cudaMemset(p, 0, n * sizeof(T)));
+  AWARE_CUDA_CHECK(cudaMemsetAsync(p, 0, n * sizeof(T), stream));
   return static_cast<T*>(p);
 }
 
@@ -282,9 +283,9 @@ DevicePrefix device_prefix(const std::vector<DeviceSample>& samples, int bins, c
   p.bins = bins;
   p.classes = int(samples.size());
   const size_t entries = size_t(p.classes) * (bins + 1);
-  p.weight = device_alloc<double>(entries);
-  p.weight2 = device_alloc<double>(entries);
-  p.count = device_alloc<long long>(entries);
+  p.weight = device_alloc<double>(entries, stream);
+  p.weight2 = device_alloc<double>(entries, stream);
+  p.count = device_alloc<long long>(entries, stream);
   int device = 0, max_shared = 0, sms = 0;
   AWARE_CUDA_CHECK(cudaGetDevice(&device));
   AWARE_CUDA_CHECK(cudaDeviceGetAttribute(&max_shared, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
@@ -378,11 +379,11 @@ GpuScan scan_device(const DeviceScanInput& input, const ScanSettings& settings, 
     check(wb >= 1 && wb <= bins, "scan (cuda): width " + std::to_string(width) + " is not between one bin and the range");
     width_bins.push_back(wb);
   }
-  int* d_widths = device_alloc<int>(std::max<size_t>(1, width_bins.size()));
-  double* d_curves = device_alloc<double>(std::max<size_t>(1, width_bins.size()) * bins);
-  double* d_below = device_alloc<double>(size_t(bins));
-  Candidate* d_per_lo = device_alloc<Candidate>(size_t(bins));
-  Candidate* d_best = device_alloc<Candidate>(1);
+  int* d_widths = device_alloc<int>(std::max<size_t>(1, width_bins.size()), stream);
+  double* d_curves = device_alloc<double>(std::max<size_t>(1, width_bins.size()) * bins, stream);
+  double* d_below = device_alloc<double>(size_t(bins), stream);
+  Candidate* d_per_lo = device_alloc<Candidate>(size_t(bins), stream);
+  Candidate* d_best = device_alloc<Candidate>(1, stream);
   if (!width_bins.empty())
     AWARE_CUDA_CHECK(cudaMemcpyAsync(d_widths, width_bins.data(), width_bins.size() * sizeof(int),
                                      cudaMemcpyHostToDevice, stream));

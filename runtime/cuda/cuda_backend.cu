@@ -55,9 +55,10 @@ class CudaBackend final : public Backend {
   }
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
+    if (graph_) cudaGraphExecDestroy(graph_);  // before the NCCL communicator its nodes use
+    graph_ = nullptr;
     nccl_.reset();
     cudnn_.reset();
-    if (graph_) cudaGraphExecDestroy(graph_);
     cudaFree(step_device_);
     cudaFreeHost(loss_host_);
     cudaFree(loss_device_);
@@ -95,14 +96,14 @@ class CudaBackend final : public Backend {
   }
   void release_host(void* p) override { cudaFreeHost(p); }
   void to_device(void* dst, const void* src, size_t bytes) override {
-    check(!capturing_, "CUDA graph capture: a host copy inside the captured step");
+    check(!graph_mode_, "CUDA graph step: a host copy inside the step");
     AWARE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
     // A pageable source is staged before the call returns, but a later host write must not race a
     // pinned one: wait, as the CPU backend's memcpy would.
     AWARE_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
   void to_host(void* dst, const void* src, size_t bytes) override {
-    check(!capturing_, "CUDA graph capture: a host copy inside the captured step");
+    check(!graph_mode_, "CUDA graph step: a host copy inside the step");
     AWARE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
     AWARE_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
@@ -112,19 +113,33 @@ class CudaBackend final : public Backend {
   void synchronize() override { AWARE_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
   bool supports_graphs() const override { return true; }
-  void begin_capture() override {
-    check(!capturing_, "CUDA graph capture: already capturing");
-    if (graph_) AWARE_CUDA_CHECK(cudaGraphExecDestroy(graph_));
-    graph_ = nullptr;
-    AWARE_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-    capturing_ = true;
+  void begin_graph_step(bool capture) override {
+    check(!graph_mode_, "CUDA graph step: already in one");
+    if (capture) {
+      if (graph_) AWARE_CUDA_CHECK(cudaGraphExecDestroy(graph_));
+      graph_ = nullptr;
+      AWARE_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    }
+    graph_mode_ = true;
+    capturing_ = capture;
   }
-  void end_capture() override {
+  void end_graph_step() override {
+    const bool captured = capturing_;
+    graph_mode_ = capturing_ = false;
+    if (!captured) return;
     cudaGraph_t graph = nullptr;
-    capturing_ = false;
     AWARE_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
     AWARE_CUDA_CHECK(cudaGraphInstantiate(&graph_, graph, 0));
     AWARE_CUDA_CHECK(cudaGraphDestroy(graph));
+  }
+  void abort_graph_step() override {
+    if (capturing_) {
+      cudaGraph_t partial = nullptr;
+      cudaStreamEndCapture(stream_, &partial);  // whatever the error, the stream leaves capture mode
+      if (partial) cudaGraphDestroy(partial);
+      cudaGetLastError();
+    }
+    graph_mode_ = capturing_ = false;
   }
   void replay() override {
     check(graph_ != nullptr, "CUDA graph: nothing captured");
@@ -164,7 +179,7 @@ class CudaBackend final : public Backend {
   }
   void dropout(size_t n, float rate, uint64_t seed, uint64_t stream_id, uint64_t first, const float* in,
                float* out) override {
-    if (capturing_)  // the step comes from set_step() at each replay; the node is the low byte
+    if (graph_mode_)  // the step comes from set_step() at each replay; the node is the low byte
       cuda::dropout_graph(n, rate, seed, step_device_, uint32_t(stream_id & 0xFF), first, in, out, stream_);
     else
       cuda::dropout(n, rate, seed, stream_id, first, in, out, stream_);
@@ -172,7 +187,7 @@ class CudaBackend final : public Backend {
   double softmax_xent(int batch, int classes, const float* logits, const int32_t* label, const float* weight,
                       float* dlogits, float* probs) override {
     cuda::softmax_xent(batch, classes, logits, label, weight, dlogits, probs, loss_device_, stream_);
-    if (capturing_) return std::numeric_limits<double>::quiet_NaN();  // read_loss() after the replay
+    if (graph_mode_) return std::numeric_limits<double>::quiet_NaN();  // read_loss() after the step
     return read_loss();
   }
   void softmax(int batch, int classes, const float* logits, float* probs) override {
@@ -221,7 +236,7 @@ class CudaBackend final : public Backend {
   double* loss_host_ = nullptr;  // pinned
   std::unique_ptr<cuda::Nccl> nccl_;  // made at the first all-reduce
   std::unique_ptr<cuda::CudnnConv> cudnn_;  // --conv cudnn
-  bool capturing_ = false;
+  bool graph_mode_ = false, capturing_ = false;
   cudaGraphExec_t graph_ = nullptr;  // the captured step
   uint64_t* step_device_ = nullptr;  // the step of the replay, for dropout
 };

@@ -33,6 +33,8 @@ class CudnnConv {
   CudnnConv(const CudnnConv&) = delete;
   CudnnConv& operator=(const CudnnConv&) = delete;
 
+  // The first call for a shape is the graph's plan at its largest batch: it chooses the algorithms and
+  // fixes the workspace; smaller batches reuse those algorithms and must fit the same workspace.
   size_t workspace_bytes(const ConvShape& s) {
     const Plan& p = plan(s);
     return scratch_floats(s) * sizeof(float) + p.algo_bytes;
@@ -45,7 +47,11 @@ class CudnnConv {
                                               p.algo_bytes, &zero, p.act, act));
     AWARE_CUDNN_CHECK(cudnnAddTensor(handle_, &one, p.bias, b, &one, p.act, act));
     if (s.relu) AWARE_CUDNN_CHECK(cudnnActivationForward(handle_, p.relu, &one, p.act, act, &zero, p.act, act));
-    if (s.pool) AWARE_CUDNN_CHECK(cudnnPoolingForward(handle_, p.pool, &one, p.act, act, &zero, p.y, y));
+    if (s.pool)
+      AWARE_CUDNN_CHECK(cudnnPoolingForward(handle_, p.pool, &one, p.act, act, &zero, p.y, y));
+    else if (y != act)  // the contract: y may differ from act without pool
+      check(cudaMemcpyAsync(y, act, s.batch * s.act_size() * sizeof(float), cudaMemcpyDeviceToDevice, stream()) ==
+                cudaSuccess, "cuDNN path: copy of act to y failed");
   }
 
   void backward(const ConvShape& s, const float* x, const float* w, const float* act, const float* dy, float* dx,
@@ -55,7 +61,7 @@ class CudnnConv {
     float* dact = static_cast<float*>(ws);
     if (s.pool) {
       // cuDNN's pooling backward wants the pooled output: recomputed (cheap) rather than kept.
-      float* pooled = dact + s.batch * s.act_size();
+      float* pooled = dact + aligned(s.batch * s.act_size());
       AWARE_CUDNN_CHECK(cudnnPoolingForward(handle_, p.pool, &one, p.act, act, &zero, p.y, pooled));
       AWARE_CUDNN_CHECK(cudnnPoolingBackward(handle_, p.pool, &one, p.y, pooled, p.y, dy, p.act, act, &zero, p.act, dact));
     } else {
@@ -91,13 +97,45 @@ class CudnnConv {
     }
   };
 
+  struct Algos {
+    cudnnConvolutionFwdAlgo_t fwd{};
+    cudnnConvolutionBwdFilterAlgo_t bwd_filter{};
+    cudnnConvolutionBwdDataAlgo_t bwd_data{};
+    size_t planned_bytes = 0;  // the workspace of the first (planned) batch
+  };
+
+  // The fastest algorithm cuDNN's heuristics rank first; deterministic ones for the backward pass.
+  Algos choose(const Plan& p) {
+    Algos a;
+    int found = 0;
+    cudnnConvolutionFwdAlgoPerf_t fwd[8];
+    AWARE_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle_, p.x, p.w, p.conv, p.act, 8, &found, fwd));
+    check(found > 0, "cuDNN: no forward algorithm");
+    a.fwd = fwd[0].algo;
+    cudnnConvolutionBwdFilterAlgoPerf_t bf[8];
+    AWARE_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(handle_, p.x, p.act, p.conv, p.w, 8, &found, bf));
+    a.bwd_filter = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
+    for (int i = found - 1; i >= 0; --i)
+      if (bf[i].status == CUDNN_STATUS_SUCCESS && bf[i].determinism == CUDNN_DETERMINISTIC) a.bwd_filter = bf[i].algo;
+    cudnnConvolutionBwdDataAlgoPerf_t bd[8];
+    AWARE_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(handle_, p.w, p.act, p.conv, p.x, 8, &found, bd));
+    a.bwd_data = CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
+    for (int i = found - 1; i >= 0; --i)
+      if (bd[i].status == CUDNN_STATUS_SUCCESS && bd[i].determinism == CUDNN_DETERMINISTIC) a.bwd_data = bd[i].algo;
+    return a;
+  }
+
   cudaStream_t stream() const {
     cudaStream_t s = nullptr;
     cudnnGetStream(handle_, &s);
     return s;
   }
-  // Floats before cuDNN's own workspace: the pre-activation gradient, and the recomputed pooled output.
-  static size_t scratch_floats(const ConvShape& s) { return s.batch * (s.act_size() + s.out_size()); }
+  // Floats before cuDNN's own workspace: the pre-activation gradient, and the recomputed pooled output,
+  // each starting on a 256-byte boundary (cuDNN's algorithms may assume aligned workspaces).
+  static size_t aligned(size_t floats) { return (floats + 63) / 64 * 64; }
+  static size_t scratch_floats(const ConvShape& s) {
+    return aligned(s.batch * s.act_size()) + aligned(s.batch * s.out_size());
+  }
   void* algo_space(const ConvShape& s, void* ws) const { return static_cast<float*>(ws) + scratch_floats(s); }
 
   const Plan& plan(const ConvShape& s) {
@@ -125,33 +163,28 @@ class CudnnConv {
     AWARE_CUDNN_CHECK(cudnnSetActivationDescriptor(p.relu, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0.0));
     AWARE_CUDNN_CHECK(cudnnSetPooling2dDescriptor(p.pool, CUDNN_POOLING_MAX_DETERMINISTIC, CUDNN_NOT_PROPAGATE_NAN, 2, 2,
                                                   0, 0, 2, 2));
-    // The fastest algorithm cuDNN's heuristics rank first; deterministic ones for the backward pass.
-    int found = 0;
-    cudnnConvolutionFwdAlgoPerf_t fwd[8];
-    AWARE_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle_, p.x, p.w, p.conv, p.act, 8, &found, fwd));
-    check(found > 0, "cuDNN: no forward algorithm");
-    p.fwd = fwd[0].algo;
-    cudnnConvolutionBwdFilterAlgoPerf_t bf[8];
-    AWARE_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(handle_, p.x, p.act, p.conv, p.w, 8, &found, bf));
-    p.bwd_filter = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
-    for (int i = found - 1; i >= 0; --i)
-      if (bf[i].status == CUDNN_STATUS_SUCCESS && bf[i].determinism == CUDNN_DETERMINISTIC) p.bwd_filter = bf[i].algo;
-    cudnnConvolutionBwdDataAlgoPerf_t bd[8];
-    AWARE_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(handle_, p.w, p.act, p.conv, p.x, 8, &found, bd));
-    p.bwd_data = CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
-    for (int i = found - 1; i >= 0; --i)
-      if (bd[i].status == CUDNN_STATUS_SUCCESS && bd[i].determinism == CUDNN_DETERMINISTIC) p.bwd_data = bd[i].algo;
-    size_t a = 0, b = 0, c = 0;
-    AWARE_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(handle_, p.x, p.w, p.conv, p.act, p.fwd, &a));
-    AWARE_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(handle_, p.x, p.act, p.conv, p.w, p.bwd_filter, &b));
-    AWARE_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(handle_, p.w, p.act, p.conv, p.x, p.bwd_data, &c));
-    p.algo_bytes = std::max({a, b, c});
+    // Algorithms: chosen once per shape at the first (largest, planned) batch and kept for the others,
+    // whose workspace must then fit in what was planned.
+    const auto shape = std::make_tuple(0, s.in_c, s.in_h, s.in_w, s.out_c, s.pad, s.relu, s.pool);
+    auto chosen = algos_.find(shape);
+    if (chosen == algos_.end()) chosen = algos_.emplace(shape, choose(p)).first;
+    const Algos& a = chosen->second;
+    p.fwd = a.fwd, p.bwd_filter = a.bwd_filter, p.bwd_data = a.bwd_data;
+    size_t fb = 0, bb = 0, db = 0;
+    AWARE_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(handle_, p.x, p.w, p.conv, p.act, p.fwd, &fb));
+    AWARE_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(handle_, p.x, p.act, p.conv, p.w, p.bwd_filter, &bb));
+    AWARE_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(handle_, p.w, p.act, p.conv, p.x, p.bwd_data, &db));
+    p.algo_bytes = std::max({fb, bb, db});
+    check(a.planned_bytes == 0 || p.algo_bytes <= a.planned_bytes,
+          "cuDNN path: a batch of " + std::to_string(s.batch) + " needs more workspace than the planned batch");
+    if (a.planned_bytes == 0) chosen->second.planned_bytes = std::max<size_t>(p.algo_bytes, 1);
     return plans_.emplace(key, p).first->second;
   }
 
   cudnnHandle_t handle_ = nullptr;
   bool tf32_;
   std::map<std::tuple<int, int, int, int, int, int, bool, bool>, Plan> plans_;
+  std::map<std::tuple<int, int, int, int, int, int, bool, bool>, Algos> algos_;
 };
 
 }  // namespace aware::cuda
