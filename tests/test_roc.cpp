@@ -123,5 +123,39 @@ TEST(CentralFraction, StrictlyInside) {
   EXPECT_EQ(k["fraction"].get<double>(), 0.5);
 }
 
+// The anomaly scores of a softmax row, and their AUROC and false-positive rate at 95% efficiency
+// against a brute-force count.
+TEST(AnomalyScores, ValuesAurocAndFprAt95) {
+  const std::vector<float> row{0.7f, 0.2f, 0.1f};
+  EXPECT_FLOAT_EQ(anomaly_score(row, 3, "p0_centre")[0], 0.3f);
+  EXPECT_FLOAT_EQ(anomaly_score(row, 3, "max_softmax")[0], 0.3f);
+  EXPECT_NEAR(anomaly_score(row, 3, "entropy")[0], -(0.7 * std::log(0.7) + 0.2 * std::log(0.2) + 0.1 * std::log(0.1)), 1e-6);
+  EXPECT_THROW(anomaly_score(row, 3, "energy"), Error);
+
+  // Two classes: anomalies near P = 0.5, normal events near 0 or 1.
+  std::mt19937 gen(3);
+  std::uniform_real_distribution<float> centre(0.3f, 0.7f), edge(0.0f, 0.35f);
+  std::vector<float> anomaly, normal;
+  for (int i = 0; i < 400; ++i) {
+    const float p = centre(gen);
+    anomaly.insert(anomaly.end(), {p, 1 - p});
+  }
+  for (int i = 0; i < 600; ++i) {
+    const float p = i % 2 ? edge(gen) : 1 - edge(gen);
+    normal.insert(normal.end(), {p, 1 - p});
+  }
+  const auto report = anomaly_score_report(anomaly, normal, 2);
+  const auto a = anomaly_score(anomaly, 2, "p0_centre"), n = anomaly_score(normal, 2, "p0_centre");
+  EXPECT_NEAR(report["p0_centre"]["auroc"].get<double>(), naive_auc(a, n), 1e-12);
+  // FPR at 95%: the threshold keeping 95% of the anomalies, the fraction of normal events above it.
+  std::vector<float> sorted = a;
+  std::sort(sorted.begin(), sorted.end(), std::greater<float>());
+  const float threshold = sorted[size_t(std::ceil(0.95 * sorted.size())) - 1];
+  const double fpr = double(std::count_if(n.begin(), n.end(), [&](float x) { return x >= threshold; })) / n.size();
+  EXPECT_NEAR(report["p0_centre"]["fpr_at_95_tpr"].get<double>(), fpr, 1e-12);
+  // With two classes the three scores order the events alike.
+  EXPECT_EQ(report["entropy"]["auroc"], report["p0_centre"]["auroc"]);
+}
+
 }  // namespace
 }  // namespace aware
