@@ -10,6 +10,7 @@
 
 #include "kernels/conv_relu_pool.h"
 #include "runtime/backend.h"
+#include "runtime/communicator.h"
 
 #if defined(AWARE_CUDA)
 #include <cuda_runtime.h>
@@ -87,6 +88,38 @@ BENCHMARK(BM_ConvCuda)
     ->ArgsProduct({{0, 1, 2, 3}, {200, 4096}, {0, 1}, {0, 1}})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
+
+// The gradient all-reduce through NCCL at world size 1 (one process, one GPU): its fixed cost per step.
+// range(0): floats (333,712: the Fig. 1 network's parameters).
+void BM_NcclAllReduce(benchmark::State& state) {
+  if (!cuda_available()) {
+    state.SkipWithError("no CUDA device");
+    return;
+  }
+  auto backend = make_backend("cuda");
+  Buffers buf(*backend);
+  const size_t n = size_t(state.range(0));
+  float* g = buf.random(n, 5);
+  backend->all_reduce_sum(g, n, world());  // NCCL set up outside the timing
+  backend->synchronize();
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  for (auto _ : state) {
+    cudaEventRecord(start, nullptr);
+    backend->all_reduce_sum(g, n, world());
+    backend->synchronize();
+    cudaEventRecord(stop, nullptr);
+    cudaEventSynchronize(stop);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, start, stop);
+    state.SetIterationTime(ms / 1e3);
+  }
+  state.counters["GB/s"] = benchmark::Counter(4.0 * n * state.iterations() / 1e9, benchmark::Counter::kIsRate);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+}
+BENCHMARK(BM_NcclAllReduce)->Arg(333'712)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace aware
