@@ -17,6 +17,7 @@ import math
 import os
 import re
 import sys
+import tomllib
 
 import matplotlib
 
@@ -72,8 +73,12 @@ def order(names, normal):
 
 
 def normal_classes(summary):
-    cf = summary["stages"]["prior"]["central_fraction"]
-    return [c for c in cf if c not in summary["stages"]["prior"].get("scan", {})]
+    """The normal classes in the config's order: the first is the class of the 1-D score P(c0)."""
+    try:
+        return tomllib.loads(summary["config"])["data"]["normal"]
+    except (tomllib.TOMLDecodeError, KeyError):
+        cf = summary["stages"]["prior"]["central_fraction"]
+        return [c for c in cf if c not in summary["stages"]["prior"].get("scan", {})]
 
 
 def r_max(summary, stage, cls):
@@ -294,7 +299,12 @@ class Report:
             self.skipped.append(f"{key}: no runs")
             return
         head = ["unseen (run)", "stage", "seeds", "normal AUC", "central fraction", "R_max", "sigma_min at 3000 fb^-1 (fb)"]
-        head += [f"{s}: AUROC / FPR at 95%" for s in SCORES]
+        if all(r[-3] == r[-2] == r[-1] for r in rows):
+            # Two classes: 0.5 - |P - 0.5|, 1 - max P and the entropy order events alike; one column says it.
+            rows = [r[:-2] for r in rows]
+            head.append("anomaly score AUROC / FPR at 95% (the three scores agree)")
+        else:
+            head += [f"{s}: AUROC / FPR at 95%" for s in SCORES]
         self.tables.append((title, head, rows))
         self.results[key] = data
 
