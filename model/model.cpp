@@ -9,9 +9,9 @@
 namespace aware {
 
 Model::Model(Backend& backend, const NetworkSpec& network, const std::vector<int64_t>& event_shape,
-             int classes, int max_batch, const Normaliser& normaliser)
+             int classes, int max_batch, const Normaliser& normaliser, bool training)
     : backend_(backend),
-      graph_(build_graph(backend, network, event_shape, classes, max_batch)),
+      graph_(build_graph(backend, network, event_shape, classes, max_batch, training)),
       classes_(classes),
       normaliser_(normaliser) {
   Graph& g = *graph_;
@@ -23,7 +23,7 @@ Model::Model(Backend& backend, const NetworkSpec& network, const std::vector<int
   label_ = g.request(rows * sizeof(int32_t));
   weight_ = g.request(rows * sizeof(float));
   probs_ = g.request(rows * classes * sizeof(float));
-  momentum_ = g.request(g.param_count() * sizeof(float));
+  if (training) momentum_ = g.request(g.param_count() * sizeof(float));
   staging_ = g.request(rows * row * sizeof(float));
   staging_scale_ = g.request(rows * sizeof(float));
   col_shift_ = g.request(row * sizeof(float));

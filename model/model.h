@@ -24,8 +24,9 @@ struct DeviceEvents {
 
 class Model {
  public:
+  // training = false: a forward-only model for scoring (no gradient or optimiser buffers).
   Model(Backend& backend, const NetworkSpec& network, const std::vector<int64_t>& event_shape,
-        int classes, int max_batch, const Normaliser& normaliser);
+        int classes, int max_batch, const Normaliser& normaliser, bool training = true);
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;

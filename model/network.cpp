@@ -65,7 +65,7 @@ NetworkSpec parse_network(const toml::array& layers, const std::string& where) {
 
 std::unique_ptr<Graph> build_graph(Backend& backend, const NetworkSpec& spec,
                                    const std::vector<int64_t>& event_shape, int classes,
-                                   int max_batch) {
+                                   int max_batch, bool gradients) {
   check(event_shape.size() == 1 || event_shape.size() == 2,
         "network: events must be images [H, W] or feature vectors [F]");
   // Current tensor per event: c x h x w (features: f x 1 x 1 with "flat" set).
@@ -73,7 +73,7 @@ std::unique_ptr<Graph> build_graph(Backend& backend, const NetworkSpec& spec,
   bool flat = event_shape.size() == 1;
   if (flat) std::swap(c, h);
   size_t input_size = size_t(c) * h * w;
-  auto graph = std::make_unique<Graph>(backend, input_size, max_batch);
+  auto graph = std::make_unique<Graph>(backend, input_size, max_batch, gradients);
   const auto& L = spec.layers;
   auto next_is = [&](size_t i, const char* type) { return i + 1 < L.size() && L[i + 1].type == type; };
   for (size_t i = 0; i < L.size(); ++i) {

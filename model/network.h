@@ -34,7 +34,7 @@ NetworkSpec parse_network(const toml::array& layers, const std::string& where);
 // Builds the graph (not yet planned: callers request their own buffers, then call plan()) for events of shape `event_shape` ([H, W] images or [F] features).
 std::unique_ptr<Graph> build_graph(Backend& backend, const NetworkSpec& spec,
                                    const std::vector<int64_t>& event_shape, int classes,
-                                   int max_batch);
+                                   int max_batch, bool gradients = true);
 // The initial parameters (host memory, PyTorch's default scheme, seeded).
 std::vector<float> initial_params(const Graph& graph, uint64_t seed);
 

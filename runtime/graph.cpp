@@ -6,8 +6,8 @@
 
 namespace aware {
 
-Graph::Graph(Backend& backend, size_t input_size, int max_batch)
-    : backend_(backend), input_size_(input_size), max_batch_(max_batch) {
+Graph::Graph(Backend& backend, size_t input_size, int max_batch, bool gradients)
+    : backend_(backend), input_size_(input_size), max_batch_(max_batch), gradients_(gradients) {
   check(max_batch > 0, "graph: batch must be positive");
   input_ = request(sizeof(float) * input_size * max_batch);
 }
@@ -31,7 +31,7 @@ void Graph::add(std::unique_ptr<Node> node, size_t out_size) {
   node->in_grad = nodes_.empty() ? Buffer{} : nodes_.back()->out_grad;
   node->out_size = out_size;
   node->out = request(sizeof(float) * out_size * rows);
-  node->out_grad = request(sizeof(float) * out_size * rows);
+  node->out_grad = gradients_ ? request(sizeof(float) * out_size * rows) : Buffer{};
   node->param_offset = param_count_;
   param_count_ += node->param_count();
   nodes_.push_back(std::move(node));
@@ -41,7 +41,7 @@ void Graph::plan() {
   check(!nodes_.empty(), "graph: no nodes");
   for (auto& node : nodes_) node->plan(*this, max_batch_);
   params_ = request(sizeof(float) * param_count_);
-  grads_ = request(sizeof(float) * param_count_);
+  if (gradients_) grads_ = request(sizeof(float) * param_count_);
   offsets_.resize(sizes_.size());
   size_t offset = 0;
   for (size_t i = 0; i < sizes_.size(); ++i) {
@@ -58,6 +58,7 @@ void Graph::forward(const Pass& pass) {
 }
 
 void Graph::backward(const Pass& pass, const std::function<void(const Node&)>& after_node) {
+  check(gradients_, "graph: a forward-only graph has no backward pass");
   for (auto it = nodes_.rbegin(); it != nodes_.rend(); ++it) {
     (*it)->backward(*this, pass);
     if (after_node) after_node(**it);

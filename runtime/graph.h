@@ -62,7 +62,8 @@ class Node {
 
 class Graph {
  public:
-  Graph(Backend& backend, size_t input_size, int max_batch);
+  // gradients = false: a forward-only graph (scoring), without gradient buffers: about half the arena.
+  Graph(Backend& backend, size_t input_size, int max_batch, bool gradients = true);
   ~Graph();
   Graph(const Graph&) = delete;
   Graph& operator=(const Graph&) = delete;
@@ -92,6 +93,7 @@ class Graph {
 
   float* params() const { return ptr(params_); }
   float* grads() const { return ptr(grads_); }
+  bool has_gradients() const { return gradients_; }
   size_t param_count() const { return param_count_; }
   size_t arena_bytes() const { return arena_bytes_; }
   const std::vector<std::unique_ptr<Node>>& nodes() const { return nodes_; }
@@ -102,6 +104,7 @@ class Graph {
   Backend& backend_;
   size_t input_size_;
   int max_batch_;
+  bool gradients_;
   std::vector<std::unique_ptr<Node>> nodes_;
   std::vector<size_t> sizes_, offsets_;
   Buffer input_, params_, grads_;

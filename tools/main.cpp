@@ -108,7 +108,7 @@ int cmd_score(const std::filesystem::path& model_path, const std::vector<std::st
   Normaliser norm{ckpt.normalisation, ckpt.col_shift, ckpt.col_scale};
   auto backend = make_backend(c.device.empty() ? cfg.device : c.device,
                               {c.conv.empty() ? cfg.conv : c.conv, c.precision.empty() ? cfg.precision : c.precision});
-  Model model(*backend, cfg.network, ckpt.event_shape, int(ckpt.classes.size()), batch, norm);
+  Model model(*backend, cfg.network, ckpt.event_shape, int(ckpt.classes.size()), batch, norm, /*training=*/false);
   model.set_params(ckpt.params);
   Communicator& comm = world();
   bool complete = true;
