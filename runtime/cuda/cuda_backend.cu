@@ -5,7 +5,9 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <thread>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -100,17 +102,17 @@ class CudaBackend final : public Backend {
     AWARE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
     // A pageable source is staged before the call returns, but a later host write must not race a
     // pinned one: wait, as the CPU backend's memcpy would.
-    AWARE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    wait();
   }
   void to_host(void* dst, const void* src, size_t bytes) override {
     check(!graph_mode_, "CUDA graph step: a host copy inside the step");
     AWARE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
-    AWARE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    wait();
   }
   void copy(void* dst, const void* src, size_t bytes) override {
     AWARE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
   }
-  void synchronize() override { AWARE_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+  void synchronize() override { wait(); }
 
   bool supports_graphs() const override { return true; }
   void begin_graph_step(bool capture) override {
@@ -148,7 +150,7 @@ class CudaBackend final : public Backend {
   void set_step(uint64_t step) override { cuda::set_value(step_device_, step, stream_); }
   double read_loss() override {
     AWARE_CUDA_CHECK(cudaMemcpyAsync(loss_host_, loss_device_, sizeof(double), cudaMemcpyDeviceToHost, stream_));
-    AWARE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    wait();
     return *loss_host_;
   }
 
@@ -219,6 +221,40 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  // Waits for the stream. With NCCL in use, a collective whose peer died would wait forever: the wait
+  // polls, fails on NCCL's asynchronous error, and gives up after AWARE_COLLECTIVE_TIMEOUT seconds
+  // (default 600), naming this rank; the caller's error handler then ends the whole job.
+  void wait() {
+    if (!nccl_) {
+      AWARE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      return;
+    }
+    static const double timeout = [] {
+      const char* v = std::getenv("AWARE_COLLECTIVE_TIMEOUT");
+      return v ? std::atof(v) : 600.0;
+    }();
+    const auto start = std::chrono::steady_clock::now();
+    for (int polls = 0;; ++polls) {
+      const cudaError_t status = cudaStreamQuery(stream_);
+      if (status == cudaSuccess) return;
+      if (status != cudaErrorNotReady) AWARE_CUDA_CHECK(status);
+      if (const ncclResult_t e = nccl_->async_error(); e != ncclSuccess && e != ncclInProgress) {
+        nccl_->abort();
+        cuda::check_nccl(e, "a collective failed (a peer rank died?)", nccl_->rank());
+      }
+      if (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > timeout) {
+        const int rank = nccl_->rank();
+        nccl_->abort();
+        throw Error("rank " + std::to_string(rank) + ": no progress for " + std::to_string(int(timeout)) +
+                    " s (a collective waiting for a rank that failed?); set AWARE_COLLECTIVE_TIMEOUT to change");
+      }
+      if (polls < 1000)
+        std::this_thread::yield();  // a step's wait is short: stay responsive
+      else
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+  }
+
   cuda::Nccl& nccl(Communicator& comm) {
     if (!nccl_) nccl_ = std::make_unique<cuda::Nccl>(comm);
     check(nccl_->size() == comm.size(), "NCCL: the communicator changed size");

@@ -27,11 +27,22 @@ class Nccl {
     job.broadcast(&id, sizeof id, 0);
     check_nccl(ncclCommInitRank(&comm_, size_, id, rank_), "ncclCommInitRank", rank_);
   }
-  ~Nccl() { ncclCommDestroy(comm_); }
+  ~Nccl() {
+    if (comm_) ncclCommDestroy(comm_);
+  }
   Nccl(const Nccl&) = delete;
   Nccl& operator=(const Nccl&) = delete;
 
   int size() const { return size_; }
+  int rank() const { return rank_; }
+  // An asynchronous NCCL error (a peer died, a network failure), or ncclSuccess.
+  ncclResult_t async_error() const {
+    ncclResult_t status = ncclSuccess;
+    ncclCommGetAsyncError(comm_, &status);
+    return status;
+  }
+  // Ends this rank's part in every pending collective (before the job is torn down).
+  void abort() { ncclCommAbort(comm_), comm_ = nullptr; }
   // In place, summed; every rank gets the result.
   void sum(float* data, size_t n, cudaStream_t stream) {
     check_nccl(ncclAllReduce(data, data, n, ncclFloat, ncclSum, comm_, stream), "ncclAllReduce", rank_);
