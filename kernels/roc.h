@@ -28,5 +28,7 @@ double trapezoid_area(std::span<const double> fpr, std::span<const double> tpr);
 namespace aware::cuda {
 // The same AUC on the GPU (Thrust sort and binary searches); exact, as the CPU's.
 double auc(std::span<const float> pos, std::span<const float> neg);
+// The ROC curve on the GPU (sort, scans, one point per distinct score): the CPU's points and AUC.
+RocCurve roc_curve(std::span<const float> pos, std::span<const float> neg);
 }  // namespace aware::cuda
 #endif

@@ -446,6 +446,11 @@ TEST_F(CudaTest, RectangleScanEqualsTheCpu) {
 TEST_F(CudaTest, AucEqualsTheCpusExactly) {
   const auto pos = peaked_scores(30001, 0.6, 13), neg = peaked_scores(29999, 0.4, 14);
   EXPECT_EQ(cuda::auc(pos, neg), auc(pos, neg));
+  const RocCurve g = cuda::roc_curve(pos, neg), c = roc_curve(pos, neg);
+  EXPECT_EQ(g.tpr, c.tpr);
+  EXPECT_EQ(g.fpr, c.fpr);
+  EXPECT_EQ(g.threshold, c.threshold);
+  EXPECT_EQ(g.auc, c.auc);
 }
 #endif
 
