@@ -55,11 +55,13 @@ std::vector<float> Model::params() const {
 }
 
 void Model::set_momentum(const std::vector<float>& momentum) {
+  check(graph_->has_gradients(), "model: a forward-only (scoring) model has no optimiser state");
   check(momentum.size() == graph_->param_count(), "model: momentum size does not match the network");
   backend_.to_device(buffer(momentum_), momentum.data(), momentum.size() * sizeof(float));
 }
 
 std::vector<float> Model::momentum() const {
+  check(graph_->has_gradients(), "model: a forward-only (scoring) model has no optimiser state");
   std::vector<float> m(graph_->param_count());
   backend_.to_host(m.data(), buffer(momentum_), m.size() * sizeof(float));
   return m;
@@ -105,6 +107,7 @@ double Model::train_step(const Pass& pass, const int32_t* host_label, const floa
                          float lr, float momentum, float weight_decay, float* probs, int n_probs,
                          Communicator* comm) {
   Graph& g = *graph_;
+  check(g.has_gradients(), "model: a forward-only (scoring) model cannot train");
   const int rows = pass.batch;
   backend_.to_device(g.ptr<int32_t>(label_), host_label, size_t(rows) * sizeof(int32_t));
   backend_.to_device(buffer(weight_), host_weight, size_t(rows) * sizeof(float));
@@ -135,20 +138,22 @@ double Model::train_step(const Pass& pass, const int32_t* host_label, const floa
         backend_.begin_graph_step(capture);
         for (const auto& p : pending_) launch_gather(p.events, p.n, p.at);
         step();
-        backend_.end_graph_step();
+        const uint64_t id = backend_.end_graph_step();
+        if (capture) graph_id_ = id;
       } catch (...) {
         backend_.abort_graph_step();
         captured_.clear();
+        pending_.clear();
         throw;
       }
       if (capture) {
         captured_ = key;
-        backend_.replay();
+        backend_.replay(graph_id_);
       } else {
         warmed_ = key;
       }
     } else {
-      backend_.replay();
+      backend_.replay(graph_id_);
     }
     pending_.clear();
     loss = backend_.read_loss();

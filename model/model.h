@@ -80,6 +80,7 @@ class Model {
   bool graphs_ = false;
   std::vector<PendingGather> pending_;
   std::vector<uint64_t> warmed_, captured_;  // the keys of the last warm-up step and of the captured graph
+  uint64_t graph_id_ = 0;                    // the backend's id of the captured graph
   Backend& backend_;
   std::unique_ptr<Graph> graph_;
   int classes_;

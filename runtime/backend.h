@@ -37,9 +37,11 @@ class Backend {
   // without graphs run every call directly (supports_graphs() false).
   virtual bool supports_graphs() const { return false; }
   virtual void begin_graph_step(bool /*capture*/) {}
-  virtual void end_graph_step() {}
+  // Returns the captured graph's id (0 when nothing was captured); replay(id) runs that graph and
+  // refuses another's (a backend holds one graph; two models on it must not replay each other's).
+  virtual uint64_t end_graph_step() { return 0; }
   virtual void abort_graph_step() {}
-  virtual void replay() {}
+  virtual void replay(uint64_t /*id*/) {}
   virtual void set_step(uint64_t) {}
   virtual double read_loss() { return 0.0; }
 

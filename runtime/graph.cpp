@@ -46,7 +46,7 @@ void Graph::plan() {
   size_t offset = 0;
   for (size_t i = 0; i < sizes_.size(); ++i) {
     offsets_[i] = offset;
-    offset += (sizes_[i] + 63) / 64 * 64;
+    offset += (sizes_[i] + 255) / 256 * 256;  // 256-byte aligned buffers (cuDNN workspaces, vector loads)
   }
   arena_bytes_ = offset;
   arena_ = backend_.allocate(arena_bytes_);

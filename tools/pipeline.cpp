@@ -192,27 +192,30 @@ json run_pipeline(const RunConfig& cfg, const RunOptions& options) {
     const auto logs = train_stage(*model, cfg, events.normal_train, stage == "aa" ? &events.anomalies : nullptr,
                                   events.normal_test, so, base);
     const double seconds = std::chrono::duration<double>(clock::now() - t0).count();
-    if (!root) continue;
+    // Rank 0 alone scores and analyses; the others wait in an MPI barrier (no collective timeout there)
+    // rather than in the next stage's first all-reduce.
+    if (root) {
+      const auto scores = score_test_sets(*model, events);
+      std::filesystem::create_directories(options.out / "scores" / stage);
+      for (const auto& [name, probs] : scores)
+        save_npy(options.out / "scores" / stage / (name + ".npy"), probs.data(),
+                 std::vector<int64_t>{int64_t(probs.size() / size_t(model->classes())), model->classes()});
+      json report = analyse(cfg, scores, model->classes(), options.out / "analysis", stage);
+      report["train_seconds"] = seconds;
+      report["epochs_run"] = logs.size();
+      if (!logs.empty()) report["images_per_s"] = logs.back().images_per_s;
+      write_file_atomic(options.out / "analysis" / (stage + ".json"), report.dump(1));
 
-    const auto scores = score_test_sets(*model, events);
-    std::filesystem::create_directories(options.out / "scores" / stage);
-    for (const auto& [name, probs] : scores)
-      save_npy(options.out / "scores" / stage / (name + ".npy"), probs.data(),
-               std::vector<int64_t>{int64_t(probs.size() / size_t(model->classes())), model->classes()});
-    json report = analyse(cfg, scores, model->classes(), options.out / "analysis", stage);
-    report["train_seconds"] = seconds;
-    report["epochs_run"] = logs.size();
-    if (!logs.empty()) report["images_per_s"] = logs.back().images_per_s;
-    write_file_atomic(options.out / "analysis" / (stage + ".json"), report.dump(1));
-
-    json brief = {{"auc", report["auc"]}, {"central_fraction", report["central_fraction"]},
-                  {"anomaly_scores", report["anomaly_scores"]}, {"train_seconds", seconds}};
-    if (report.contains("scan"))
-      for (const auto& [name, r] : report["scan"].items())
-        brief["scan"][name] = {{"R_max", r["R_max"]}, {"R_max_error", r["R_max_error"]},
-                               {"window", r["best"].is_null() ? json() : json::array({r["best"]["lo"], r["best"]["hi"]})},
-                               {"reach", r["reach"]}};
-    summary["stages"][stage] = brief;
+      json brief = {{"auc", report["auc"]}, {"central_fraction", report["central_fraction"]},
+                    {"anomaly_scores", report["anomaly_scores"]}, {"train_seconds", seconds}};
+      if (report.contains("scan"))
+        for (const auto& [name, r] : report["scan"].items())
+          brief["scan"][name] = {{"R_max", r["R_max"]}, {"R_max_error", r["R_max_error"]},
+                                 {"window", r["best"].is_null() ? json() : json::array({r["best"]["lo"], r["best"]["hi"]})},
+                                 {"reach", r["reach"]}};
+      summary["stages"][stage] = brief;
+    }
+    world().barrier();
   }
   if (root) write_file_atomic(options.out / "summary.json", summary.dump(1));
   return summary;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -18,11 +19,22 @@
 namespace aware {
 namespace {
 
-int64_t read_progress(const std::filesystem::path& state) {
+// A rank's progress file holds its slice and how much of it is done: "lo hi done". A resume with
+// another number of ranks (other slices) starts its slice again rather than trust another's count.
+int64_t read_progress(const std::filesystem::path& state, int64_t lo, int64_t hi) {
   std::ifstream in(state);
-  int64_t done = 0;
-  return (in >> done) ? done : 0;
+  int64_t file_lo = -1, file_hi = -1, done = 0;
+  if (!(in >> file_lo >> file_hi >> done) || file_lo != lo || file_hi != hi) return 0;
+  return std::clamp<int64_t>(done, 0, hi - lo);
 }
+
+// Closes the output file however the scoring ends.
+struct FileDescriptor {
+  int fd;
+  ~FileDescriptor() {
+    if (fd >= 0) ::close(fd);
+  }
+};
 
 }  // namespace
 
@@ -51,8 +63,9 @@ ScoreResult score_file(Model& model, const std::string& input, const std::vector
   comm.barrier();
 
   const int64_t lo = comm.rank() * n / comm.size(), hi = (comm.rank() + 1) * n / comm.size();
-  int64_t done = options.resume ? std::min(read_progress(state), hi - lo) : 0;
-  const int fd = ::open(partial.c_str(), O_WRONLY);
+  int64_t done = options.resume ? read_progress(state, lo, hi) : 0;
+  const FileDescriptor output{::open(partial.c_str(), O_WRONLY)};
+  const int fd = output.fd;
   check(fd >= 0, partial.string() + ": cannot open (" + std::strerror(errno) + ")");
   ProgressBar bar("scoring " + events->name(), hi - lo, "events", options.progress && comm.root());
   // Two chunk buffers (page-locked on CUDA): a reader thread fills the next chunk from disk while the
@@ -82,17 +95,13 @@ ScoreResult score_file(Model& model, const std::string& input, const std::vector
     const size_t bytes = p.size() * sizeof(float);
     const off_t at = off_t(header.size() + size_t(begin * classes) * sizeof(float));
     const bool ok = ::pwrite(fd, p.data(), bytes, at) == ssize_t(bytes) && ::fdatasync(fd) == 0;
-    if (!ok) {
-      const std::string why = std::strerror(errno);
-      ::close(fd);
-      throw Error(partial.string() + ": write failed (" + why + ")");
-    }
+    if (!ok) throw Error(partial.string() + ": write failed (" + std::strerror(errno) + ")");
     done += rows;
     ++chunks;
-    write_file_atomic(state, std::to_string(done) + "\n");  // after the data is on disk
+    // After the data is on disk.
+    write_file_atomic(state, std::to_string(lo) + " " + std::to_string(hi) + " " + std::to_string(done) + "\n");
     bar.update(done);
   }
-  ::close(fd);
   const bool complete = done == hi - lo;
   if (complete) bar.finish();
 

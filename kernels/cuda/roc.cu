@@ -47,8 +47,8 @@ RocCurve roc_curve(std::span<const float> pos, std::span<const float> neg) {
   thrust::device_vector<float> score(n);
   thrust::copy(pos.begin(), pos.end(), score.begin());
   thrust::copy(neg.begin(), neg.end(), score.begin() + pos.size());
-  thrust::device_vector<int> is_pos(n, 0);
-  thrust::fill(is_pos.begin(), is_pos.begin() + pos.size(), 1);
+  thrust::device_vector<long long> is_pos(n, 0);  // long long: the scan counts past 2^31
+  thrust::fill(is_pos.begin(), is_pos.begin() + pos.size(), 1ll);
   // Descending scores; the running counts at the last event of each distinct value are the ROC points.
   thrust::sort_by_key(score.begin(), score.end(), is_pos.begin(), thrust::greater<float>());
   thrust::device_vector<long long> tp(n), seen(n);

@@ -10,6 +10,7 @@
 #include <thread>
 #include <cstring>
 #include <limits>
+#include <set>
 #include <string>
 
 #include "kernels/conv_relu_pool.h"
@@ -56,6 +57,7 @@ class CudaBackend final : public Backend {
     AWARE_CUDA_CHECK(cudaMallocHost(&loss_host_, sizeof(double)));
   }
   ~CudaBackend() override {
+    cudaStreamSynchronize(comm_stream_);
     cudaStreamSynchronize(stream_);
     if (graph_) cudaGraphExecDestroy(graph_);  // before the NCCL communicator its nodes use
     graph_ = nullptr;
@@ -90,13 +92,25 @@ class CudaBackend final : public Backend {
     cudaStreamSynchronize(stream_);
     cudaFree(p);
   }
+  // Page-locked when the system grants it, else plain memory (slower copies, same results).
   void* allocate_host(size_t bytes) override {
     void* p = nullptr;
-    AWARE_CUDA_CHECK(cudaMallocHost(&p, bytes == 0 ? 64 : bytes));
+    if (cudaMallocHost(&p, bytes == 0 ? 64 : bytes) != cudaSuccess) {
+      cudaGetLastError();
+      p = std::malloc(bytes == 0 ? 64 : bytes);
+      check(p != nullptr, "out of host memory allocating " + std::to_string(bytes) + " bytes");
+    } else {
+      pinned_.insert(p);
+    }
     std::memset(p, 0, bytes);
     return p;
   }
-  void release_host(void* p) override { cudaFreeHost(p); }
+  void release_host(void* p) override {
+    if (pinned_.erase(p))
+      cudaFreeHost(p);
+    else
+      std::free(p);
+  }
   void to_device(void* dst, const void* src, size_t bytes) override {
     check(!graph_mode_, "CUDA graph step: a host copy inside the step");
     AWARE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
@@ -125,16 +139,20 @@ class CudaBackend final : public Backend {
     graph_mode_ = true;
     capturing_ = capture;
   }
-  void end_graph_step() override {
+  uint64_t end_graph_step() override {
     const bool captured = capturing_;
     graph_mode_ = capturing_ = false;
-    if (!captured) return;
+    if (!captured) return 0;
     cudaGraph_t graph = nullptr;
     AWARE_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
-    AWARE_CUDA_CHECK(cudaGraphInstantiate(&graph_, graph, 0));
-    AWARE_CUDA_CHECK(cudaGraphDestroy(graph));
+    const cudaError_t status = cudaGraphInstantiate(&graph_, graph, 0);
+    cudaGraphDestroy(graph);
+    if (status != cudaSuccess) graph_ = nullptr;
+    AWARE_CUDA_CHECK(status);
+    return ++graph_id_;
   }
   void abort_graph_step() override {
+    if (pending_reduce_) all_reduce_wait();  // the comm stream joins back before the capture ends
     if (capturing_) {
       cudaGraph_t partial = nullptr;
       cudaStreamEndCapture(stream_, &partial);  // whatever the error, the stream leaves capture mode
@@ -143,8 +161,8 @@ class CudaBackend final : public Backend {
     }
     graph_mode_ = capturing_ = false;
   }
-  void replay() override {
-    check(graph_ != nullptr, "CUDA graph: nothing captured");
+  void replay(uint64_t id) override {
+    check(graph_ != nullptr && id == graph_id_, "CUDA graph: replay of a graph that is not the captured one");
     AWARE_CUDA_CHECK(cudaGraphLaunch(graph_, stream_));
   }
   void set_step(uint64_t step) override { cuda::set_value(step_device_, step, stream_); }
@@ -231,7 +249,9 @@ class CudaBackend final : public Backend {
     }
     static const double timeout = [] {
       const char* v = std::getenv("AWARE_COLLECTIVE_TIMEOUT");
-      return v ? std::atof(v) : 600.0;
+      const double t = v ? std::atof(v) : 600.0;
+      check(t > 0, "AWARE_COLLECTIVE_TIMEOUT must be a positive number of seconds");
+      return t;
     }();
     const auto start = std::chrono::steady_clock::now();
     for (int polls = 0;; ++polls) {
@@ -267,6 +287,7 @@ class CudaBackend final : public Backend {
   cudaStream_t comm_stream_ = nullptr;  // the bucketed all-reduces
   cudaEvent_t fork_ = nullptr, join_ = nullptr;
   bool pending_reduce_ = false;
+  std::set<void*> pinned_;  // allocate_host's page-locked blocks
   cublasHandle_t cublas_ = nullptr;
   double* loss_device_ = nullptr;
   double* loss_host_ = nullptr;  // pinned
@@ -275,6 +296,7 @@ class CudaBackend final : public Backend {
   bool graph_mode_ = false, capturing_ = false;
   cudaGraphExec_t graph_ = nullptr;  // the captured step
   uint64_t* step_device_ = nullptr;  // the step of the replay, for dropout
+  uint64_t graph_id_ = 0;            // of the captured graph
 };
 
 }  // namespace

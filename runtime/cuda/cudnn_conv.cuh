@@ -37,11 +37,13 @@ class CudnnConv {
   // fixes the workspace; smaller batches reuse those algorithms and must fit the same workspace.
   size_t workspace_bytes(const ConvShape& s) {
     const Plan& p = plan(s);
+    size_t& planned = algos_.at(shape_key(s)).planned_bytes;
+    planned = std::max(planned, p.algo_bytes);
     return scratch_floats(s) * sizeof(float) + p.algo_bytes;
   }
 
   void forward(const ConvShape& s, const float* x, const float* w, const float* b, float* act, float* y, void* ws) {
-    const Plan& p = plan(s);
+    const Plan& p = runnable(s);
     const float one = 1.0f, zero = 0.0f;
     AWARE_CUDNN_CHECK(cudnnConvolutionForward(handle_, &one, p.x, x, p.w, w, p.conv, p.fwd, algo_space(s, ws),
                                               p.algo_bytes, &zero, p.act, act));
@@ -56,7 +58,7 @@ class CudnnConv {
 
   void backward(const ConvShape& s, const float* x, const float* w, const float* act, const float* dy, float* dx,
                 float* dw, float* db, void* ws) {
-    const Plan& p = plan(s);
+    const Plan& p = runnable(s);
     const float one = 1.0f, zero = 0.0f;
     float* dact = static_cast<float*>(ws);
     if (s.pool) {
@@ -101,7 +103,7 @@ class CudnnConv {
     cudnnConvolutionFwdAlgo_t fwd{};
     cudnnConvolutionBwdFilterAlgo_t bwd_filter{};
     cudnnConvolutionBwdDataAlgo_t bwd_data{};
-    size_t planned_bytes = 0;  // the workspace of the first (planned) batch
+    size_t planned_bytes = 0;  // the largest workspace planned for (workspace_bytes() at planning)
   };
 
   // The fastest algorithm cuDNN's heuristics rank first; deterministic ones for the backward pass.
@@ -125,13 +127,27 @@ class CudnnConv {
     return a;
   }
 
+  static std::tuple<int, int, int, int, int, int, bool, bool> shape_key(const ConvShape& s) {
+    return std::make_tuple(0, s.in_c, s.in_h, s.in_w, s.out_c, s.pad, s.relu, s.pool);
+  }
+  // A plan whose algorithms fit the workspace planned for its shape (a batch never planned for, larger
+  // than any planned one, could need more).
+  const Plan& runnable(const ConvShape& s) {
+    const Plan& p = plan(s);
+    const size_t planned = algos_.at(shape_key(s)).planned_bytes;
+    check(p.algo_bytes <= planned, "cuDNN path: a batch of " + std::to_string(s.batch) +
+                                       " needs more workspace than was planned for this layer");
+    return p;
+  }
+
   cudaStream_t stream() const {
     cudaStream_t s = nullptr;
     cudnnGetStream(handle_, &s);
     return s;
   }
   // Floats before cuDNN's own workspace: the pre-activation gradient, and the recomputed pooled output,
-  // each starting on a 256-byte boundary (cuDNN's algorithms may assume aligned workspaces).
+  // each starting on a 256-byte boundary (the graph's buffers are 256-byte aligned; cuDNN's algorithms
+  // may assume aligned workspaces).
   static size_t aligned(size_t floats) { return (floats + 63) / 64 * 64; }
   static size_t scratch_floats(const ConvShape& s) {
     return aligned(s.batch * s.act_size()) + aligned(s.batch * s.out_size());
@@ -165,7 +181,7 @@ class CudnnConv {
                                                   0, 0, 2, 2));
     // Algorithms: chosen once per shape at the first (largest, planned) batch and kept for the others,
     // whose workspace must then fit in what was planned.
-    const auto shape = std::make_tuple(0, s.in_c, s.in_h, s.in_w, s.out_c, s.pad, s.relu, s.pool);
+    const auto shape = shape_key(s);
     auto chosen = algos_.find(shape);
     if (chosen == algos_.end()) chosen = algos_.emplace(shape, choose(p)).first;
     const Algos& a = chosen->second;
@@ -175,9 +191,6 @@ class CudnnConv {
     AWARE_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(handle_, p.x, p.act, p.conv, p.w, p.bwd_filter, &bb));
     AWARE_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(handle_, p.w, p.act, p.conv, p.x, p.bwd_data, &db));
     p.algo_bytes = std::max({fb, bb, db});
-    check(a.planned_bytes == 0 || p.algo_bytes <= a.planned_bytes,
-          "cuDNN path: a batch of " + std::to_string(s.batch) + " needs more workspace than the planned batch");
-    if (a.planned_bytes == 0) chosen->second.planned_bytes = std::max<size_t>(p.algo_bytes, 1);
     return plans_.emplace(key, p).first->second;
   }
 
