@@ -67,6 +67,16 @@ TEST_F(ScoreTest, AKilledJobResumesWhereItStopped) {
   expect_same_scores(dir / "whole" / "e.npy", dir / "killed" / "e.npy");
 }
 
+// A progress file written for another slice (a job that ran with another number of ranks) is not
+// trusted: the resumed slice starts again and the output is still right.
+TEST_F(ScoreTest, AResumeDoesNotTrustAnotherSlicesProgress) {
+  const std::string args = "score -m " + model + " " + events + " --chunk 7 -o " + (dir / "other").string();
+  EXPECT_EQ(run(args + " --max-chunks 2"), 4);
+  testing::write_text(dir / "other" / "e.npy.partial.rank0", "150 301 140\n");  // as if rank 1 of 2 had written it
+  EXPECT_EQ(run(args + " --resume"), 0);
+  expect_same_scores(dir / "whole" / "e.npy", dir / "other" / "e.npy");
+}
+
 TEST_F(ScoreTest, ANonFiniteValueMidStreamIsOneClearError) {
   std::vector<float> x(301 * 64, 1.0f);
   x[200 * 64 + 5] = std::nanf("");
