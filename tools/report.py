@@ -243,23 +243,29 @@ class Report:
         ax.legend(fontsize=8)
         self.save(fig, name, f"Reach for {cls}: sigma_min against luminosity")
 
-    # Figs. 2-3: the average image of every class.
-    def average_images(self, data_dir, names, name):
-        paths = [os.path.join(data_dir, n + ".npy.gz") for n in names]
-        if not all(os.path.exists(p) for p in paths):
-            self.skipped.append(f"{name}: the jet files are not in {data_dir} (--jets)")
-            return
+    # Figs. 2-3: the average image of every class (jets: each image divided by its pixel sum first).
+    def average_images(self, data_dir, names, name, per_image_sum=True, title="Average jet image"):
         import gzip
+        paths = []
+        for n in names:
+            plain, packed = os.path.join(data_dir, n + ".npy"), os.path.join(data_dir, n + ".npy.gz")
+            paths.append(plain if os.path.exists(plain) else packed)
+        if not all(os.path.exists(p) for p in paths):
+            self.skipped.append(f"{name}: the class files are not in {data_dir}")
+            return
         fig, axes = plt.subplots(1, len(names), figsize=(2.3 * len(names), 2.6))
         for ax, n, p in zip(axes, names, paths):
-            x = np.load(gzip.open(p)).astype(np.float64)
-            x /= np.maximum(x.sum(axis=(1, 2), keepdims=True), 1e-12)
-            ax.imshow(x.mean(0), norm=matplotlib.colors.LogNorm(vmin=1e-5, vmax=0.2), cmap="magma")
+            x = np.load(gzip.open(p) if p.endswith(".gz") else p).astype(np.float64)
+            if per_image_sum:
+                x /= np.maximum(x.sum(axis=(1, 2), keepdims=True), 1e-12)
+                ax.imshow(x.mean(0), norm=matplotlib.colors.LogNorm(vmin=1e-5, vmax=0.2), cmap="magma")
+            else:
+                ax.imshow(x.mean(0), cmap="gray")
             ax.set_title(f"{n} ({len(x):,})", fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
-        fig.suptitle("Average jet image (each image divided by its pixel sum), log colour scale")
-        self.save(fig, name, "Average jet image of every class")
+        fig.suptitle(title + (" (each image divided by its pixel sum), log colour scale" if per_image_sum else ""))
+        self.save(fig, name, title + " of every class")
 
     # The leave-one-out table: for each run, its unseen classes prior against AA.
     def unseen_table(self, key, title, configs):
@@ -375,6 +381,8 @@ def main():
     parser.add_argument("-o", "--out", default="report", help="output directory (PNG, tables.md, results.json)")
     parser.add_argument("--jets", default=os.path.join(here, "..", "..", "shared", "data", "jets"),
                         help="directory of the jet class files, for the average images")
+    parser.add_argument("--fashion", default=os.path.join(here, "..", "data", "fashion"),
+                        help="directory of the Fashion-MNIST class files (scripts/make_fashion.py)")
     args = parser.parse_args()
     if not os.path.isdir(args.runs):
         sys.exit(f"aware report: {args.runs}: no such directory")
@@ -427,6 +435,8 @@ def main():
     rep.densities([("prior", "fashion", "prior"), ("AA", "fashion", "aa")], "appC_densities.png",
                   "Fashion-MNIST (Appendix C): P(T-shirt) before and after AA")
     fashion_unseen = ["coat", "shirt", "sneaker", "boot", "inverted"]
+    rep.average_images(args.fashion, ["tshirt", "trouser", "pullover", "dress", "sandal", "bag"] + fashion_unseen,
+                       "appC_average_images.png", per_image_sum=False, title="Fashion-MNIST: average image")
     rep.unseen_table("fashion", "Fashion-MNIST (Appendix C): aware of pullover, dress, sandal, bag",
                      [(c, "fashion", c) for c in fashion_unseen])
     rep.write()
