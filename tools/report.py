@@ -326,6 +326,30 @@ class Report:
             return None
         return xs, ms, ss
 
+    # Leave-one-out: R_max and sigma_min of each class when it is the unseen one, prior against AA.
+    def leave_one_out(self, configs, name, title):
+        labels, prior, aa = [], [], []
+        for label, run, cls in configs:
+            sums = self.runs.summaries(run)
+            p = mean_std([r_max(s, "prior", cls) for s in sums])
+            a = mean_std([r_max(s, "aa", cls) for s in sums])
+            if p[0] is not None and a[0] is not None:
+                labels.append(f"{label}\n({a[2]} seeds)"), prior.append(p), aa.append(a)
+        if not labels:
+            self.skipped.append(f"{name}: no runs")
+            return
+        x = np.arange(len(labels))
+        fig, ax = plt.subplots(figsize=(1.3 * len(labels) + 2, 3.8))
+        ax.bar(x - 0.2, [p[0] for p in prior], 0.4, yerr=[p[1] for p in prior], capsize=3, label="prior", color="tab:blue")
+        ax.bar(x + 0.2, [a[0] for a in aa], 0.4, yerr=[a[1] for a in aa], capsize=3, label="AA (aware of the others)",
+               color="tab:red")
+        ax.axhline(1, color="grey", lw=0.8)
+        ax.set_xticks(x, labels, fontsize=8)
+        ax.set_ylabel("R_max of the unseen class")
+        ax.legend(fontsize=8)
+        ax.set_title(title, fontsize=10)
+        self.save(fig, name, title)
+
     # Saturation: R_max of one unseen class against the number of aware types.
     def saturation(self, cls, steps, name):
         points = self.r_max_points(cls, [(k, run, "prior" if k == 0 else "aa") for k, run in steps], name)
@@ -414,6 +438,7 @@ def main():
     rep.saturation("eft", [(0, "paper"), (1, "aware_w"), (2, "aware_w_r4"), (3, "aware_w_r3_r4"), (4, "paper")],
                    "saturation_eft.png")
     loo = [(cls, "paper" if cls == "eft" else "loo_" + cls, cls) for cls in JET_ANOMALIES]
+    rep.leave_one_out(loo, "leave_one_out.png", "Jets: each anomaly unseen in turn, AA aware of the other four")
     rep.unseen_table("leave_one_out", "Jets: leave-one-out awareness (aware of the four other anomalies)", loo)
     rep.unseen_table("lambda", "Jets: eft unseen, lambda", [(f"eft, lambda {l}", run, "eft") for l, run in
                                                             (("0.3", "lambda_0.3"), ("0.5", "paper"), ("0.8", "lambda_0.8"))])
@@ -429,6 +454,8 @@ def main():
     rep.densities([("prior", "kin", "prior"), ("AA, aware of zh, wh", "kin", "aa")], "appB_densities.png",
                   "Kinematics (Appendix B): P(ggf) before and after AA")
     rep.roc("kin", "appB_roc.png", "ggf vs vbf: prior and AA")
+    rep.leave_one_out([("graviton", "kin", "graviton"), ("zh", "kin_loo_zh", "zh"), ("wh", "kin_loo_wh", "wh")],
+                      "appB_leave_one_out.png", "Kinematics: each anomaly unseen in turn")
     rep.unseen_table("kinematics_leave_one_out", "Kinematics (Appendix B): leave-one-out awareness",
                      [("graviton", "kin", "graviton"), ("zh", "kin_loo_zh", "zh"), ("wh", "kin_loo_wh", "wh")])
     # Appendix C: Fashion-MNIST.
