@@ -213,6 +213,11 @@ json run_pipeline(const RunConfig& cfg, const RunOptions& options) {
           brief["scan"][name] = {{"R_max", r["R_max"]}, {"R_max_error", r["R_max_error"]},
                                  {"window", r["best"].is_null() ? json() : json::array({r["best"]["lo"], r["best"]["hi"]})},
                                  {"reach", r["reach"]}};
+      if (report.contains("scan_2d"))  // three normal classes: the rectangles in (P(c0), P(c2))
+        for (const auto& [name, r] : report["scan_2d"].items())
+          brief["scan_2d"][name] = {{"R_max", r["R_max"]}, {"R_max_error", r["R_max_error"]},
+                                    {"window", r["best"].is_null() ? json() : json({{"p1", r["best"]["p1"]}, {"p2", r["best"]["p2"]}})},
+                                    {"reach", r["reach"]}};
       summary["stages"][stage] = brief;
     }
     world().barrier();

@@ -381,6 +381,22 @@ class Report:
         self.save(fig, name, f"R_max of {cls} against {label}")
         self.results[name[:-4]] = {"x": xs, "R_max_mean": ms, "R_max_std": ss}
 
+    # Three normal classes: the 1-D scan of P(c0) against rectangles in (P(c0), P(c2)), per anomaly class.
+    def scan_1d_2d_table(self, run, title):
+        sums = self.runs.summaries(run)
+        if not sums or "scan_2d" not in sums[0]["stages"]["prior"]:
+            self.skipped.append(f"{title}: no runs {run} with a 2-D scan")
+            return
+        rows = []
+        for cls in sums[0]["stages"]["prior"]["scan_2d"]:
+            cells = [cls]
+            for stage in ("prior", "aa"):
+                st = [s["stages"][stage] for s in sums if stage in s["stages"]]
+                cells.append(fmt(*mean_std([x["scan"][cls]["R_max"] for x in st])))
+                cells.append(fmt(*mean_std([x["scan_2d"][cls]["R_max"] for x in st])))
+            rows.append(cells)
+        self.tables.append((title, ["anomaly", "prior R_max 1-D", "prior R_max 2-D", "AA R_max 1-D", "AA R_max 2-D"], rows))
+
     def write(self):
         with open(os.path.join(self.out, "results.json.tmp"), "w") as f:
             json.dump(self.results, f, indent=1)
@@ -449,6 +465,7 @@ def main():
                       (("w", "aware_w"), ("w, r4", "aware_w_r4"), ("w, r3, r4", "aware_w_r3_r4"), ("w, r2, r3, r4", "paper"))])
     rep.unseen_table("epochs", "Jets: eft unseen, 20 + 20 epochs", [("eft, 20 + 20 epochs", "epochs20", "eft")])
     rep.unseen_table("three_classes", "Jets: three normal classes (top, qcd, w), eft unseen", [("eft", "three", "eft")])
+    rep.scan_1d_2d_table("three", "Jets, three normal classes: the window scan in P(top) against rectangles in (P(top), P(w))")
 
     # Appendix B: kinematics.
     rep.densities([("prior", "kin", "prior"), ("AA, aware of zh, wh", "kin", "aa")], "appB_densities.png",
