@@ -19,11 +19,15 @@ import re
 import sys
 import tomllib
 
-import matplotlib
+try:
+    import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+except ImportError as e:
+    sys.exit(f"aware report: {e.name} is missing for {sys.executable}: scripts/setup.sh installs Debian's "
+             "python3-matplotlib and python3-numpy (or set AWARE_PYTHON to a python3 that has them)")
 
 JET_ANOMALIES = ["w", "r2", "r3", "r4", "eft"]
 COLOURS = {"top": "tab:red", "qcd": "tab:blue", "w": "tab:green", "r2": "tab:purple", "r3": "tab:brown",
