@@ -139,10 +139,10 @@ class Report:
             d = self.runs.dir(run)
             summary = json.load(open(os.path.join(d, "summary.json")))
             normal = normal_classes(summary)
-            for cls in order(classes_of(d, stage), normal):
+            for i, cls in enumerate(order(classes_of(d, stage), normal)):
                 p = scores(d, stage, cls)[:, 0]
                 ax.hist(p, bins=40, range=(0, 1), density=True, histtype="step", lw=1.4,
-                        color=COLOURS.get(cls), label=cls + (" (normal)" if cls in normal else ""))
+                        color=COLOURS.get(cls, plt.cm.tab20(i % 20)), label=cls + (" (normal)" if cls in normal else ""))
             ax.set_yscale("log")
             ax.set_xlabel(f"P({normal[0]})")
             ax.set_title(label, fontsize=10)
