@@ -15,6 +15,8 @@
 #if defined(AWARE_CUDA)
 #include <cuda_runtime.h>
 
+#include "bench/cuda_timing.h"
+
 namespace aware {
 namespace {
 
@@ -60,29 +62,18 @@ void BM_ConvCuda(benchmark::State& state) {
   float *dw = buf.zeros(s.weight_size()), *db = buf.zeros(s.out_c);
   void* ws = buf.zeros(backend->conv_workspace_bytes(s) / sizeof(float) + 1);
   backend->conv_relu_pool_forward(s, x, w, bias, act, y, ws);
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  for (auto _ : state) {
-    cudaEventRecord(start, nullptr);
+  time_on_device(state, [&] {
     if (backward)
       backend->conv_relu_pool_backward(s, x, w, act, dy, dx, dw, db, ws);
     else
       backend->conv_relu_pool_forward(s, x, w, bias, act, y, ws);
     backend->synchronize();
-    cudaEventRecord(stop, nullptr);
-    cudaEventSynchronize(stop);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, start, stop);
-    state.SetIterationTime(ms / 1e3);
-  }
+  });
   const double flops = s.forward_flops() * (backward ? 2.0 : 1.0);
   const double bytes = 4.0 * (s.batch * (s.in_size() + s.act_size() + s.out_size()) + s.weight_size());
   state.counters["GFLOP/s"] = benchmark::Counter(flops * state.iterations() / 1e9, benchmark::Counter::kIsRate);
   state.counters["min GB/s"] = benchmark::Counter(bytes * state.iterations() / 1e9, benchmark::Counter::kIsRate);
   state.SetLabel(std::string(cudnn ? "cudnn" : "fused") + (backward ? " backward" : " forward"));
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
 }
 BENCHMARK(BM_ConvCuda)
     ->ArgsProduct({{0, 1, 2, 3}, {200, 4096}, {0, 1}, {0, 1}})
@@ -102,22 +93,11 @@ void BM_NcclAllReduce(benchmark::State& state) {
   float* g = buf.random(n, 5);
   backend->all_reduce_sum(g, n, world());  // NCCL set up outside the timing
   backend->synchronize();
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  for (auto _ : state) {
-    cudaEventRecord(start, nullptr);
+  time_on_device(state, [&] {
     backend->all_reduce_sum(g, n, world());
     backend->synchronize();
-    cudaEventRecord(stop, nullptr);
-    cudaEventSynchronize(stop);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, start, stop);
-    state.SetIterationTime(ms / 1e3);
-  }
+  });
   state.counters["GB/s"] = benchmark::Counter(4.0 * n * state.iterations() / 1e9, benchmark::Counter::kIsRate);
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
 }
 BENCHMARK(BM_NcclAllReduce)->Arg(333'712)->UseManualTime()->Unit(benchmark::kMicrosecond);
 

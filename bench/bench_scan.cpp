@@ -16,6 +16,8 @@
 
 #if defined(AWARE_CUDA)
 #include <cuda_runtime.h>
+
+#include "bench/cuda_timing.h"
 #endif
 
 namespace aware {
@@ -78,23 +80,11 @@ void BM_ScanCuda(benchmark::State& state) {
   const cuda::DeviceScanInput input{upload(c.anomaly), {{"top", upload(c.top), kSigmaTtFb}, {"qcd", upload(c.qcd), kSigmaQcdFb}}};
   ScanSettings settings;
   settings.bins = bins;
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  for (auto _ : state) {
-    cudaEventRecord(start);
-    benchmark::DoNotOptimize(cuda::scan_device(input, settings, kWidths, nullptr));
-    cudaEventRecord(stop);
-    cudaEventSynchronize(stop);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, start, stop);
-    state.SetIterationTime(ms / 1e3);
-  }
+  // scan_device() returns after its last copy back, so the work is done when it returns.
+  time_on_device(state, [&] { benchmark::DoNotOptimize(cuda::scan_device(input, settings, kWidths, nullptr)); });
   counters(state, n, bins);
   state.counters["score GB/s"] = benchmark::Counter(4.0 * n * state.iterations() / 1e9, benchmark::Counter::kIsRate);
   for (float* d : device) cudaFree(d);
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
 }
 BENCHMARK(BM_ScanCuda)->Args({100'000'000, 10'000})->Args({10'000'000, 1000})->UseManualTime()->Unit(benchmark::kMillisecond);
 #endif

@@ -241,8 +241,13 @@ GpuScan scan_device(const DeviceScanInput& input, const ScanSettings& settings, 
                     cudaStream_t stream);
 GpuScan scan(const ScanInput& input, const ScanSettings& settings, std::span<const double> widths);
 
-// The 2-D scan (rectangles in (P(Top), P(W))) on the GPU: same rule and ties as best_window_2d().
-std::optional<Window2D> best_window_2d(const ScanInput2D& input, const ScanSettings& settings);
+// The 2-D scan (rectangles in (P(Top), P(W))) on the GPU: the grid (host copy of the GPU's prefix
+// sums) and the best rectangle, same rule and ties as best_window_2d().
+struct GpuScan2D {
+  ScanGrid2D grid;
+  std::optional<Window2D> best;
+};
+GpuScan2D scan_2d(const ScanInput2D& input, const ScanSettings& settings);
 
 }  // namespace aware::cuda
 #endif

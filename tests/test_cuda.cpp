@@ -434,7 +434,7 @@ TEST_F(CudaTest, RectangleScanEqualsTheCpu) {
   const ScanInput2D input{{a1, a2}, {{"top", {t1, t2}, kSigmaTtFb}, {"qcd", {q1, q2}, kSigmaQcdFb}, {"w", {w1, w2}, kSigmaWFb}}};
   ScanSettings settings;
   settings.bins_2d = 40;
-  const auto gpu = cuda::best_window_2d(input, settings);
+  const auto gpu = cuda::scan_2d(input, settings).best;
   const auto cpu = best_window_2d(input, settings);
   ASSERT_EQ(gpu.has_value(), cpu.has_value());
   ASSERT_TRUE(cpu);

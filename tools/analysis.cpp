@@ -126,24 +126,24 @@ bool scan_on_gpu(const std::string& device) {
 json scan_report(const ScanInput& input, const ScanSettings& settings, std::span<const double> widths,
                  std::span<const double> luminosities, const std::string& device) {
   // The GPU histograms the scores and finds the best window; the host keeps the grid it returns.
+  const bool gpu = scan_on_gpu(device);
   ScanGrid grid;
   std::optional<Window> best;
 #if defined(AWARE_CUDA)
-  if (scan_on_gpu(device)) {
-    cuda::GpuScan gpu = cuda::scan(input, settings, {});
-    grid = std::move(gpu.grid);
-    best = gpu.best;
+  if (gpu) {
+    cuda::GpuScan on_gpu = cuda::scan(input, settings, {});
+    grid = std::move(on_gpu.grid);
+    best = on_gpu.best;
   } else
 #endif
   {
-    scan_on_gpu(device);  // checks the name
     grid = make_grid(input, settings.bins);
     best = best_window(grid, settings);
   }
   const std::vector<std::string>& names = grid.background_names;
   json report;
   report["settings"] = settings_json(grid, settings, grid.bins);
-  report["device"] = device == "cpu" || !scan_on_gpu(device) ? "cpu" : "cuda";
+  report["device"] = gpu ? "cuda" : "cpu";
 
   report["best"] = best ? window_json(*best, names) : json(nullptr);
   report["R_max"] = best ? best->R : kNaN;
@@ -185,15 +185,23 @@ json scan_report(const ScanInput& input, const ScanSettings& settings, std::span
 
 json scan_report_2d(const ScanInput2D& input, const ScanSettings& settings, std::span<const double> luminosities,
                     const std::string& device) {
-  const ScanGrid2D grid = make_grid_2d(input, settings.bins_2d);
+  const bool gpu = scan_on_gpu(device);
+  ScanGrid2D grid;
+  std::optional<Window2D> best;
+#if defined(AWARE_CUDA)
+  if (gpu) {
+    cuda::GpuScan2D on_gpu = cuda::scan_2d(input, settings);
+    grid = std::move(on_gpu.grid);
+    best = on_gpu.best;
+  } else
+#endif
+  {
+    grid = make_grid_2d(input, settings.bins_2d);
+    best = best_window_2d(grid, settings);
+  }
   json report;
   report["settings"] = settings_json(grid, settings, grid.bins);
-#if defined(AWARE_CUDA)
-  const std::optional<Window2D> best = scan_on_gpu(device) ? cuda::best_window_2d(input, settings) : best_window_2d(grid, settings);
-#else
-  scan_on_gpu(device);
-  const std::optional<Window2D> best = best_window_2d(grid, settings);
-#endif
+  report["device"] = gpu ? "cuda" : "cpu";
   report["best"] = best ? window_2d_json(*best, grid.background_names) : json(nullptr);
   report["R_max"] = best ? best->R : kNaN;
   report["R_max_error"] = best ? best->R_error : kNaN;

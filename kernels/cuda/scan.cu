@@ -356,6 +356,22 @@ ScanConstants host_grid(const DevicePrefix& p, size_t per_class, const std::vect
   return k;
 }
 
+// Device copies of host spans, freed with the holder.
+struct DeviceCopies {
+  std::vector<void*> owned;
+  DeviceCopies() = default;
+  DeviceCopies(const DeviceCopies&) = delete;
+  ~DeviceCopies() {
+    for (void* q : owned) cudaFree(q);
+  }
+  float* copy(std::span<const float> v) {
+    float* d = device_alloc<float>(v.size());
+    owned.push_back(d);
+    AWARE_CUDA_CHECK(cudaMemcpy(d, v.data(), v.size() * sizeof(float), cudaMemcpyHostToDevice));
+    return d;
+  }
+};
+
 }  // namespace
 
 GpuScan scan_device(const DeviceScanInput& input, const ScanSettings& settings, std::span<const double> widths,
@@ -412,35 +428,21 @@ GpuScan scan_device(const DeviceScanInput& input, const ScanSettings& settings, 
 
 GpuScan scan(const ScanInput& input, const ScanSettings& settings, std::span<const double> widths) {
   // Upload each class (NaN is rejected here, as score_bin() does on the CPU), then scan on the device.
-  std::vector<void*> owned;
+  DeviceCopies copies;
   auto upload = [&](const Sample& s, const std::string& what) {
     check(!s.scores.empty(), "scan (cuda): " + what + ": no events");
     check(s.weights.empty() || s.weights.size() == s.scores.size(), "scan (cuda): " + what + ": weights and scores differ in length");
     for (float x : s.scores) check(!std::isnan(x), "scan: NaN score");
-    DeviceSample d;
-    d.n = s.scores.size();
-    float* scores = device_alloc<float>(d.n);
-    AWARE_CUDA_CHECK(cudaMemcpy(scores, s.scores.data(), d.n * 4, cudaMemcpyHostToDevice));
-    owned.push_back(scores);
-    d.scores = scores;
-    if (!s.weights.empty()) {
-      float* weights = device_alloc<float>(d.n);
-      AWARE_CUDA_CHECK(cudaMemcpy(weights, s.weights.data(), d.n * 4, cudaMemcpyHostToDevice));
-      owned.push_back(weights);
-      d.weights = weights;
-    }
-    return d;
+    return DeviceSample{copies.copy(s.scores), s.weights.empty() ? nullptr : copies.copy(s.weights), s.scores.size()};
   };
   DeviceScanInput d;
   d.anomaly = upload(input.anomaly, "anomaly");
   for (const auto& b : input.background) d.background.push_back({b.name, upload(b.sample, "background " + b.name), b.sigma_fb});
-  GpuScan out = scan_device(d, settings, widths, nullptr);
-  for (void* q : owned) cudaFree(q);
-  return out;
+  return scan_device(d, settings, widths, nullptr);
 }
 
 
-std::optional<Window2D> best_window_2d(const ScanInput2D& input, const ScanSettings& settings) {
+GpuScan2D scan_2d(const ScanInput2D& input, const ScanSettings& settings) {
   const int bins = settings.bins_2d;
   check(bins >= 1, "scan 2-D (cuda): bins must be at least 1");
   check(!input.background.empty() && input.background.size() <= size_t(kMaxBackground),
@@ -454,33 +456,27 @@ std::optional<Window2D> best_window_2d(const ScanInput2D& input, const ScanSetti
   p.weight = device_alloc<double>(cells * samples.size());
   p.weight2 = device_alloc<double>(cells * samples.size());
   p.count = device_alloc<long long>(cells * samples.size());
-  std::vector<void*> owned;
+  DeviceCopies copies;
   for (size_t c = 0; c < samples.size(); ++c) {
     const Sample2D& s = *samples[c];
     check(!s.p1.empty() && s.p1.size() == s.p2.size(), "scan 2-D (cuda): a class has no events or p1, p2 differ");
     for (size_t i = 0; i < s.p1.size(); ++i) check(!std::isnan(s.p1[i]) && !std::isnan(s.p2[i]), "scan: NaN score");
-    auto upload = [&](std::span<const float> v) {
-      float* d = device_alloc<float>(v.size());
-      AWARE_CUDA_CHECK(cudaMemcpy(d, v.data(), v.size() * 4, cudaMemcpyHostToDevice));
-      owned.push_back(d);
-      return d;
-    };
-    const float* w = s.weights.empty() ? nullptr : upload(s.weights);
-    histogram_2d_kernel<<<std::min(blocks_for(s.p1.size(), kThreads), 1024), kThreads>>>(upload(s.p1), upload(s.p2), w,
-                                                                                         s.p1.size(), p, int(c));
+    const float* w = s.weights.empty() ? nullptr : copies.copy(s.weights);
+    histogram_2d_kernel<<<std::min(blocks_for(s.p1.size(), kThreads), 1024), kThreads>>>(
+        copies.copy(s.p1), copies.copy(s.p2), w, s.p1.size(), p, int(c));
     AWARE_CUDA_LAUNCHED();
     for (int pass = 0; pass < 2; ++pass) {
       prefix_2d_kernel<<<blocks_for(size_t(bins), 128), 128>>>(p, int(c), w == nullptr, pass);
       AWARE_CUDA_LAUNCHED();
     }
   }
-  ScanGrid2D g;
+  GpuScan2D out;
+  ScanGrid2D& g = out.grid;
   const ScanConstants k = host_grid(p, cells, input.background, settings, bins, g, nullptr);
 
   std::vector<Pair> pairs;  // every interval at least `narrowest` bins wide, in (lo, hi) order
   for (int lo = 0; lo < bins; ++lo)
     for (int hi = lo + k.narrowest; hi <= bins; ++hi) pairs.push_back({lo, hi});
-  std::optional<Window2D> out;
   if (!pairs.empty()) {
     Pair* d_pairs = device_alloc<Pair>(pairs.size());
     Candidate* d_per = device_alloc<Candidate>(pairs.size());
@@ -494,13 +490,12 @@ std::optional<Window2D> best_window_2d(const ScanInput2D& input, const ScanSetti
     AWARE_CUDA_CHECK(cudaMemcpy(&best, d_best, sizeof best, cudaMemcpyDeviceToHost));
     if (best.hi >= 0) {
       const Pair a = pairs[size_t(best.lo)], b = pairs[size_t(best.hi)];
-      out = window_at_2d(g, settings, a.lo, a.hi, b.lo, b.hi);
+      out.best = window_at_2d(g, settings, a.lo, a.hi, b.lo, b.hi);
     }
     cudaFree(d_pairs);
     cudaFree(d_per);
     cudaFree(d_best);
   }
-  for (void* q : owned) cudaFree(q);
   free_prefix(p);
   return out;
 }
