@@ -5,10 +5,11 @@
 #
 # Usage: scripts/reproduce.sh [GROUP...]   (default: all groups, kinematics loo fashion lambda saturation
 #                                            three ratio epochs)
-#   loo         configs/paper.toml (aware of w, r2, r3, r4; eft unseen) and, from the same prior, each
-#               jet anomaly left out in turn (aware of the four others)
+#   prior       configs/paper.toml's prior run alone (prior_sSEED): every jet AA run below starts from it
+#   paper       configs/paper.toml's AA run (aware of w, r2, r3, r4; eft unseen)
+#   loo         paper, and each jet anomaly left out in turn (aware of the four others)
 #   lambda      lambda 0.3 and 0.8 (Appendix A; 0.5 is loo's eft run)
-#   saturation  aware of {w}, {w, r4}, {w, r3, r4} (eft unseen) and of all five (Figs. 6-7)
+#   saturation  aware of {w}, {w, r4}, {w, r3, r4}, eft unseen (with paper: 1 to 4 types; Figs. 6-7)
 #   three       three normal classes, configs/three_class.toml (Figs. 8-9)
 #   kinematics  Appendix B, configs/kinematics_paper.toml, each anomaly left out in turn
 #   fashion     Appendix C, configs/fashion.toml (data/fashion from Debian's dataset-fashion-mnist)
@@ -33,11 +34,14 @@ run() {
   "$AWARE" run "$config" --seed "$seed" -o "$dir" -q "${threads[@]}" "${resume[@]}" "$@" > "$OUT/${name}_s$seed.txt"
 }
 list() { local IFS=,; local s="$*"; echo "[\"${s//,/\",\"}\"]"; }  # list a b -> ["a","b"] (TOML)
-jet_prior() { echo "--prior=$OUT/paper_s$1/prior.ckpt"; }
+jet_prior() { echo "--prior=$OUT/prior_s$1/prior.ckpt"; }  # group_prior runs them
 ANOMALIES=(w r2 r3 r4 eft)
 
+group_prior() { for seed in $SEEDS; do run prior "$seed" configs/paper.toml --set train.aa_epochs=0; done; }
+group_paper() { group_prior; for seed in $SEEDS; do run paper "$seed" configs/paper.toml "$(jet_prior "$seed")"; done; }
+
 group_loo() {
-  for seed in $SEEDS; do run paper "$seed" configs/paper.toml; done
+  group_paper
   for left in w r2 r3 r4; do
     local aware=()
     for a in "${ANOMALIES[@]}"; do [[ $a != "$left" ]] && aware+=("$a"); done
@@ -49,13 +53,15 @@ group_loo() {
 }
 
 group_lambda() {
+  group_prior
   for lambda in 0.3 0.8; do
     for seed in $SEEDS; do run "lambda_$lambda" "$seed" configs/paper.toml "$(jet_prior "$seed")" --set "train.lambda=$lambda"; done
   done
 }
 
 group_saturation() {
-  local sets=("w" "w r4" "w r3 r4" "w eft r2 r3 r4")
+  group_prior
+  local sets=("w" "w r4" "w r3 r4")
   for set in "${sets[@]}"; do
     local aware=($set) unseen=()
     for a in "${ANOMALIES[@]}"; do [[ " $set " != *" $a "* ]] && unseen+=("$a"); done
@@ -89,6 +95,7 @@ group_fashion() {
 }
 
 group_ratio() {
+  group_prior
   for ratio in 0.5 2; do
     for seed in $SEEDS; do run "ratio_$ratio" "$seed" configs/paper.toml "$(jet_prior "$seed")" --set "train.ratio=$ratio"; done
   done

@@ -100,6 +100,23 @@ TEST_F(CliTest, ReportDrawsTheFiguresOfTheRunsItFinds) {
   for (const char* f : {"fig04_prior_densities.png", "fig05_roc.png", "fig10_window_curves.png", "tables.md"})
     EXPECT_GT(std::filesystem::file_size(dir / "report" / f), 100u) << f;
   EXPECT_TRUE(std::filesystem::exists(dir / "report" / "results.json"));
+
+  // summary.json holds every class's counts in bins of P(c0), one per scored event, so a run's record
+  // without its scores files (docs/runs/) redraws the densities.
+  const auto run_dir = dir / "runs" / "paper_s1";
+  const nlohmann::json summary = nlohmann::json::parse(std::ifstream(run_dir / "summary.json"));
+  for (const char* stage : {"prior", "aa"})
+    for (const auto& [cls, counts] : summary["stages"][stage]["histograms"]["counts"].items()) {
+      int64_t events = 0;
+      for (const auto& c : counts) events += c.get<int64_t>();
+      EXPECT_EQ(events, NpyArray::load(run_dir / "scores" / stage / (cls + ".npy")).rows()) << stage << " " << cls;
+    }
+  std::filesystem::create_directories(dir / "record" / "paper_s1");
+  std::filesystem::copy_file(run_dir / "summary.json", dir / "record" / "paper_s1" / "summary.json");
+  r = run("report " + (dir / "record").string() + " -o " + (dir / "from_record").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_GT(std::filesystem::file_size(dir / "from_record" / "fig04_prior_densities.png"), 100u);
+
   r = run("report " + (dir / "nowhere").string() + " -o " + (dir / "report").string());
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("nowhere"), std::string::npos) << r.output;

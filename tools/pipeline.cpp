@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <sstream>
 
 #include "kernels/roc.h"
@@ -26,17 +27,48 @@ std::vector<float> column(const std::vector<float>& probs, int classes, int c) {
   return out;
 }
 
-json histogram_report(const std::map<std::string, std::vector<float>>& p, int bins) {
-  json h = {{"bins", bins}, {"density", json::object()}};
+// The event counts of every class in `bins` bins of P(c0) over [0, 1] and, with three normal classes, in
+// bins_2d x bins_2d cells of (P(c0), P(c2)) (row-major, P(c0) the row). Small enough for summary.json, so
+// the density plots can be redrawn from a run's summary alone (the scores files are 100x larger).
+json histogram_report(const std::map<std::string, std::vector<float>>& p,
+                      const std::map<std::string, std::vector<float>>& p2, int bins, int bins_2d) {
+  json h = {{"bins", bins}, {"counts", json::object()}};
   for (const auto& [name, scores] : p) {
     std::vector<double> weighted(static_cast<size_t>(bins));
     std::vector<int64_t> counts(static_cast<size_t>(bins));
     histogram(scores, {}, bins, weighted, counts);
-    json d = json::array();
-    for (int64_t c : counts) d.push_back(double(c) * bins / double(std::max<size_t>(scores.size(), 1)));
-    h["density"][name] = d;
+    h["counts"][name] = counts;
+  }
+  if (p2.empty()) return h;
+  h["bins_2d"] = bins_2d;
+  for (const auto& [name, scores] : p2) {
+    std::vector<double> weighted(static_cast<size_t>(bins_2d * bins_2d));
+    std::vector<int64_t> counts(weighted.size());
+    histogram_2d(p.at(name), scores, {}, bins_2d, weighted, counts);
+    h["counts_2d"][name] = counts;
   }
   return h;
+}
+
+// The CPU and the vector instructions the CPU kernels were built for. Runs on different CPUs round
+// differently (OpenBLAS picks its kernels by CPU; the conv blocking follows the register file), and
+// training turns rounding into different networks: a result names its machine.
+json machine_json() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line, model = "unknown";
+  while (std::getline(cpuinfo, line))
+    if (line.rfind("model name", 0) == 0) {
+      model = line.substr(line.find(':') + 2);
+      break;
+    }
+#if defined(__AVX512F__)
+  const char* simd = "avx512";
+#elif defined(__AVX2__)
+  const char* simd = "avx2";
+#else
+  const char* simd = "generic";
+#endif
+  return {{"cpu", model}, {"simd", simd}};
 }
 
 }  // namespace
@@ -125,7 +157,6 @@ json analyse(const RunConfig& cfg, const std::map<std::string, std::vector<float
   for (const auto& [name, probs] : scores)
     if (std::find(normal.begin(), normal.end(), name) == normal.end())
       report["anomaly_scores"][name] = anomaly_score_report(probs, normal_probs, classes);
-  report["histograms"] = histogram_report(p, 50);
 
   // Three normal classes: also rectangles in (P(c0), P(c2)), e.g. (P(Top), P(W)).
   std::map<std::string, std::vector<float>> p2;
@@ -135,6 +166,7 @@ json analyse(const RunConfig& cfg, const std::map<std::string, std::vector<float
     for (const auto& c : normal)
       background_2d.push_back({c, Sample2D{p.at(c), p2.at(c), {}}, cfg.scan.sigma_fb.at(c)});
   }
+  report["histograms"] = histogram_report(p, p2, 50, 40);
   std::vector<BackgroundSample> background;
   for (const auto& c : normal) background.push_back({c, Sample{p.at(c), {}}, cfg.scan.sigma_fb.at(c)});
   for (const auto& [name, s] : p) {
@@ -163,7 +195,8 @@ json run_pipeline(const RunConfig& cfg, const RunOptions& options) {
   model->set_params(initial_params(model->graph(), cfg.seed));
 
   // The backend's name says the device and, on CUDA, the conv path and precision behind every number.
-  json summary = {{"config", cfg.text}, {"seed", cfg.seed}, {"device", backend->name()}, {"stages", json::object()}};
+  json summary = {{"config", cfg.text},       {"seed", cfg.seed},        {"device", backend->name()},
+                  {"machine", machine_json()}, {"stages", json::object()}};
   if (!options.prior.empty()) {
     const Checkpoint c = load_checkpoint(options.prior);
     const std::string at = "--prior " + options.prior.string() + ": ";
@@ -207,7 +240,8 @@ json run_pipeline(const RunConfig& cfg, const RunOptions& options) {
       write_file_atomic(options.out / "analysis" / (stage + ".json"), report.dump(1));
 
       json brief = {{"auc", report["auc"]}, {"central_fraction", report["central_fraction"]},
-                    {"anomaly_scores", report["anomaly_scores"]}, {"train_seconds", seconds}};
+                    {"anomaly_scores", report["anomaly_scores"]}, {"histograms", report["histograms"]},
+                    {"train_seconds", seconds}};
       if (report.contains("scan"))
         for (const auto& [name, r] : report["scan"].items())
           brief["scan"][name] = {{"R_max", r["R_max"]}, {"R_max_error", r["R_max_error"]},

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """aware report: the papers' figures and the results tables from the outputs of `aware run`.
 
-Reads RUNS/NAME_sSEED/ (summary.json, analysis/*.json and *.csv, scores/STAGE/CLASS.npy), as written by
-scripts/reproduce.sh, and writes PNG plots, results.json and tables.md (markdown) into OUT. Every
-figure uses the runs that exist and skips the ones whose runs are missing, saying so.
+Reads RUNS/NAME_sSEED/ as written by `aware run` (scripts/reproduce.sh): summary.json (the numbers and each
+class's histogram of the score; enough for every table and density plot), and where present analysis/*.json
+and *_curves.csv (ROC, window curves) and scores/STAGE/CLASS.npy (used for runs whose summary predates the
+histograms). Writes PNG plots, results.json and tables.md (markdown) into OUT. A figure is drawn whole from
+the runs that exist or not at all; tables.md lists what was not drawn and why.
 
   aware report RUNS -o OUT [--jets DIR]      (or: python3 tools/report.py RUNS -o OUT)
 
@@ -65,9 +67,43 @@ def scores(run_dir, stage, cls):
     return np.load(path) if os.path.exists(path) else None
 
 
-def classes_of(run_dir, stage="prior"):
+def histograms(summary, stage):
+    """The stage's event counts per class in bins of P(c0) (and cells of (P(c0), P(c2))) from summary.json."""
+    return summary["stages"].get(stage, {}).get("histograms")
+
+
+def classes_of(run_dir, summary, stage="prior"):
+    h = histograms(summary, stage)
+    if h:
+        return sorted(h["counts"])
     folder = os.path.join(run_dir, "scores", stage)
-    return sorted(f[:-4] for f in os.listdir(folder) if f.endswith(".npy"))
+    return sorted(f[:-4] for f in os.listdir(folder) if f.endswith(".npy")) if os.path.isdir(folder) else []
+
+
+def density_1d(run_dir, summary, stage, cls, bins=50):
+    """(bin edges, density) of P(c0) for cls: the summary's counts, else the scores file; None without either."""
+    h = histograms(summary, stage)
+    if h and cls in h["counts"]:
+        counts = np.array(h["counts"][cls], dtype=float)
+    else:
+        p = scores(run_dir, stage, cls)
+        if p is None:
+            return None
+        counts = np.histogram(np.clip(p[:, 0], 0, 1), bins=bins, range=(0, 1))[0].astype(float)
+    edges = np.linspace(0, 1, len(counts) + 1)
+    return edges, counts * len(counts) / max(counts.sum(), 1)
+
+
+def counts_2d(run_dir, summary, stage, cls, bins=40):
+    """bins x bins event counts of cls in (P(c0), P(c2)), row = P(c0); None without the summary's or scores."""
+    h = histograms(summary, stage)
+    if h and cls in h.get("counts_2d", {}):
+        n = h["bins_2d"]
+        return np.array(h["counts_2d"][cls], dtype=float).reshape(n, n)
+    p = scores(run_dir, stage, cls)
+    if p is None:
+        return None
+    return np.histogram2d(np.clip(p[:, 0], 0, 1), np.clip(p[:, 2], 0, 1), bins=bins, range=[[0, 1], [0, 1]])[0]
 
 
 def order(names, normal):
@@ -130,19 +166,23 @@ class Report:
 
     # Figs. 4, 6, 7: the P(first normal class) densities of every class.
     def densities(self, panels, name, title):
-        panels = [(label, run, stage) for label, run, stage in panels if self.runs.dir(run)]
-        if not panels:
-            self.skipped.append(f"{name}: none of its runs")
-            return
-        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False, sharey=True)
-        for ax, (label, run, stage) in zip(axes[0], panels):
+        drawable = []
+        for label, run, stage in panels:
             d = self.runs.dir(run)
-            summary = json.load(open(os.path.join(d, "summary.json")))
+            summary = json.load(open(os.path.join(d, "summary.json"))) if d else None
+            if d and classes_of(d, summary, stage):
+                drawable.append((label, d, summary, stage))
+            else:
+                self.skipped.append(f"{name}: panel '{label}': no run {run} with histograms or scores of {stage}")
+        if len(drawable) < len(panels):  # a figure is drawn whole or not at all
+            return
+        fig, axes = plt.subplots(1, len(drawable), figsize=(4.2 * len(drawable), 3.6), squeeze=False, sharey=True)
+        for ax, (label, d, summary, stage) in zip(axes[0], drawable):
             normal = normal_classes(summary)
-            for i, cls in enumerate(order(classes_of(d, stage), normal)):
-                p = scores(d, stage, cls)[:, 0]
-                ax.hist(p, bins=40, range=(0, 1), density=True, histtype="step", lw=1.4,
-                        color=COLOURS.get(cls, plt.cm.tab20(i % 20)), label=cls + (" (normal)" if cls in normal else ""))
+            for i, cls in enumerate(order(classes_of(d, summary, stage), normal)):
+                edges, density = density_1d(d, summary, stage, cls)
+                ax.stairs(density, edges, lw=1.4, color=COLOURS.get(cls, plt.cm.tab20(i % 20)),
+                          label=cls + (" (normal)" if cls in normal else ""))
             ax.set_yscale("log")
             ax.set_xlabel(f"P({normal[0]})")
             ax.set_title(label, fontsize=10)
@@ -177,17 +217,18 @@ class Report:
         d = self.runs.dir(run)
         summary = json.load(open(os.path.join(d, "summary.json")))
         normal = normal_classes(summary)
-        classes = order(classes_of(d), normal)
+        classes = order(classes_of(d, summary), normal)
         fig, axes = plt.subplots(2, len(classes), figsize=(2.6 * len(classes), 5.2), squeeze=False)
         for row, stage in enumerate(("prior", "aa")):
             for col, cls in enumerate(classes):
                 ax = axes[row][col]
-                p = scores(d, stage, cls)
-                if p is None:
+                counts = counts_2d(d, summary, stage, cls)
+                if counts is None or counts.sum() == 0:
                     ax.axis("off")
                     continue
-                ax.hist2d(p[:, 0], p[:, 2], bins=40, range=[[0, 1], [0, 1]], cmap="viridis",
-                          norm=matplotlib.colors.LogNorm())
+                # Row = P(c0) on x, column = P(c2) on y; empty cells left white on the log scale.
+                ax.imshow(np.ma.masked_equal(counts.T, 0), origin="lower", extent=(0, 1, 0, 1), aspect="auto",
+                          cmap="viridis", norm=matplotlib.colors.LogNorm())
                 ax.set_title(f"{cls}, {stage}", fontsize=9)
                 ax.set_xlabel(f"P({normal[0]})", fontsize=8)
                 if col == 0:

@@ -1,28 +1,41 @@
 // Direct 3x3 convolution (stride 1) of zero-padded planes, for the CPU conv kernel, with no im2col
 // buffer. A padded plane of row length ld = OW + 2 is read as one flat array: output p = oy * ld + ox
-// needs input p + ky * ld + kx, so a tile of 32 consecutive outputs (two 16-float vectors) spans row
-// ends without a gap; only the 2 columns per row beyond OW are computed and dropped (8% of the work
-// at 25 columns, where tiling each row would waste 28%). Register-blocked over kBlock output
-// channels: each step loads 2 input vectors, broadcasts kBlock weights and does 2 kBlock fused
+// needs input p + ky * ld + kx, so a tile of consecutive outputs (kTileVectors vectors) spans row ends
+// without a gap; only the 2 columns per row beyond OW are computed and dropped (8% of the work at 25
+// columns, where tiling each row would waste 28%). Register-blocked over kBlock output channels: each
+// step loads kTileVectors input vectors, broadcasts kBlock weights and does kTileVectors x kBlock fused
 // multiply-adds. The forward pass uses it as is; the input gradient is the same convolution of the
 // padded output gradient with the weights rotated by 180 degrees and the channel axes swapped
 // (pack_weights(..., flip = true)).
 //
-// GCC/Clang vector extensions keep it portable: with -march=native on an AVX-512 machine each `vec`
-// is one zmm register; elsewhere the compiler splits it.
+// GCC/Clang vector extensions keep it portable. The blocking fits the register file: AVX-512 has 32
+// 16-float registers, AVX2 16 of 8 floats (blocked for AVX-512 there, the accumulators spill and a
+// training step runs many times slower). The results do not depend on it: every output sums its
+// products in the same order (c, ky, kx), and the weight gradient always keeps kLanes = 16 partial sums
+// per weight (lane l sums the positions p = l mod 16), however many registers they take.
 #pragma once
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX__)
 #include <immintrin.h>
 #endif
 
 namespace aware::cpu::direct {
 
-constexpr int kLanes = 16;  // floats per vector
-constexpr int kBlock = 8;   // output channels per register block
-using vec = float __attribute__((vector_size(kLanes * sizeof(float))));
+#if defined(__AVX512F__)
+constexpr int kRegLanes = 16;    // floats per register
+constexpr int kBlock = 8;        // output channels per register block of conv()
+constexpr int kTileVectors = 2;  // registers of consecutive outputs per block: 16 accumulators
+constexpr int kGradBlock = 3;    // output channels per block of weight_grad(): 27 accumulators
+#else
+constexpr int kRegLanes = 8;
+constexpr int kBlock = 4;
+constexpr int kTileVectors = 3;  // 12 accumulators, 3 inputs and a weight: the 16 registers
+constexpr int kGradBlock = 1;    // 9 accumulators
+#endif
+constexpr int kLanes = 16;  // partial sums per weight of weight_grad(), on every machine
+using vec = float __attribute__((vector_size(kRegLanes * sizeof(float))));
 
 inline vec load(const float* p) {
   vec v;
@@ -30,11 +43,15 @@ inline vec load(const float* p) {
   return v;
 }
 
+inline void store(float* p, const vec& v) { std::memcpy(p, &v, sizeof v); }
+
 // A weight broadcast to all lanes, straight from memory: a register-to-register broadcast would
 // compete with the FMAs for the same execution port.
 inline vec broadcast(const float* p) {
 #if defined(__AVX512F__)
   return vec(_mm512_set1_ps(*p));
+#elif defined(__AVX__)
+  return vec(_mm256_set1_ps(*p));
 #else
   return vec{} + *p;
 #endif
@@ -42,8 +59,7 @@ inline vec broadcast(const float* p) {
 
 inline int round_up(int n, int m) { return (n + m - 1) / m * m; }
 
-constexpr int kTileVectors = 2;
-constexpr int kTile = kLanes * kTileVectors;  // outputs per register tile
+constexpr int kTile = kRegLanes * kTileVectors;  // outputs per register tile
 
 // Floats of a padded buffer of C planes of `rows` x `ld`: the last tile may read kTile + 2 beyond.
 inline size_t padded_size(int C, int rows, int ld) { return size_t(C) * rows * ld + kTile + 2; }
@@ -105,13 +121,13 @@ inline void conv(const float* in, int C, int ld, const float* packed, int O, int
 #pragma GCC unroll 3
           for (int kx = 0; kx < 3; ++kx) {
             vec xv[V];
-#pragma GCC unroll 2
-            for (int v = 0; v < V; ++v) xv[v] = load(base + ky * ld + kx + v * kLanes);
+#pragma GCC unroll 3
+            for (int v = 0; v < V; ++v) xv[v] = load(base + ky * ld + kx + v * kRegLanes);
             const float* wk = wc + (ky * 3 + kx) * kBlock;
 #pragma GCC unroll 8
             for (int r = 0; r < kBlock; ++r) {
               const vec wv = broadcast(wk + r);
-#pragma GCC unroll 2
+#pragma GCC unroll 3
               for (int v = 0; v < V; ++v) acc[r][v] += wv * xv[v];
             }
           }
@@ -133,46 +149,47 @@ inline void conv(const float* in, int C, int ld, const float* packed, int O, int
   }
 }
 
-constexpr int kGradBlock = 3;  // output channels per weight-gradient register block (27 accumulators)
-
 // Floats of one plane of the pre-activation gradient in the wide layout that weight_grad() reads.
 inline size_t grad_plane(int OH, int ld) { return size_t(round_up(OH * ld, kLanes)); }
 
 // dw[o][c][ky * 3 + kx] += sum_{p < OH * ld} g[o][p] in[c][p + ky * ld + kx]: the weight gradient over
 // the same flat padded planes as conv(). g: O planes of grad_plane(OH, ld) floats, row length ld,
-// the 2 extra columns of each row and the tail zero. Accumulators: kGradBlock channels x 9 taps.
-// dw holds one vector of lane partial sums per weight: the horizontal sums are left to the caller,
-// once per batch slot rather than once per image (they cost as much as the small layers' products).
-inline void weight_grad(const float* in, int C, int ld, const float* g, int O, int OH, vec* dw) {
+// the 2 extra columns of each row and the tail zero. dw holds kLanes partial sums per weight (lane l
+// sums the positions p = l mod kLanes, in order): the horizontal sums are left to the caller, once per
+// batch slot rather than once per image (they cost as much as the small layers' products).
+inline void weight_grad(const float* in, int C, int ld, const float* g, int O, int OH, float* dw) {
   const int L = OH * ld;
   const size_t plane = size_t(OH + 2) * ld, g_plane = grad_plane(OH, ld);
   for (int c = 0; c < C; ++c)
     for (int o0 = 0; o0 < O; o0 += kGradBlock) {
       const int outs = std::min(kGradBlock, O - o0);
-      vec acc[kGradBlock][9] = {};
-      for (int p0 = 0; p0 < L; p0 += kLanes) {
-        vec gv[kGradBlock];
+      for (int h = 0; h < kLanes; h += kRegLanes) {  // lanes [h, h + kRegLanes) of the partial sums
+        vec acc[kGradBlock][9] = {};
+        for (int p0 = h; p0 - h < L; p0 += kLanes) {
+          vec gv[kGradBlock];
 #pragma GCC unroll 3
-        for (int r = 0; r < kGradBlock; ++r) gv[r] = r < outs ? load(g + (o0 + r) * g_plane + p0) : vec{};
-        const float* base = in + c * plane + p0;
+          for (int r = 0; r < kGradBlock; ++r) gv[r] = r < outs ? load(g + (o0 + r) * g_plane + p0) : vec{};
+          const float* base = in + c * plane + p0;
 #pragma GCC unroll 9
-        for (int k = 0; k < 9; ++k) {
-          const vec xv = load(base + (k / 3) * ld + k % 3);
+          for (int k = 0; k < 9; ++k) {
+            const vec xv = load(base + (k / 3) * ld + k % 3);
 #pragma GCC unroll 3
-          for (int r = 0; r < kGradBlock; ++r) acc[r][k] += gv[r] * xv;
+            for (int r = 0; r < kGradBlock; ++r) acc[r][k] += gv[r] * xv;
+          }
         }
+        for (int r = 0; r < outs; ++r)
+          for (int k = 0; k < 9; ++k) {
+            float* d = dw + ((size_t(o0 + r) * C + c) * 9 + k) * kLanes + h;
+            store(d, load(d) + acc[r][k]);
+          }
       }
-      for (int r = 0; r < outs; ++r)
-        for (int k = 0; k < 9; ++k) dw[(size_t(o0 + r) * C + c) * 9 + k] += acc[r][k];
     }
 }
 
-// The sum of a vector's lanes, in lane order.
-inline float lane_sum(const vec& v) {
-  float lanes[kLanes];
-  std::memcpy(lanes, &v, sizeof lanes);
+// The sum of one weight's kLanes partial sums, in lane order.
+inline float lane_sum(const float* lanes) {
   float sum = 0.0f;
-  for (float l : lanes) sum += l;
+  for (int l = 0; l < kLanes; ++l) sum += lanes[l];
   return sum;
 }
 

@@ -163,7 +163,7 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
         for (int oy = 0; oy < s.conv_h(); ++oy) std::memcpy(wide + oy * ld, gc + oy * cw, sizeof(float) * cw);
       }
       pad_input(s, x + size_t(n) * s.in_size(), t.input);
-      direct::weight_grad(t.input, s.in_c, ld, t.g_wide, s.out_c, s.conv_h(), reinterpret_cast<direct::vec*>(dw_part));
+      direct::weight_grad(t.input, s.in_c, ld, t.g_wide, s.out_c, s.conv_h(), dw_part);
       if (dx) {
         direct::pad_planes(t.g, s.out_c, s.conv_h(), cw, size_t(P), 2 - s.pad, grad_ld(s), t.g_pad);
         direct::conv(t.g_pad, s.out_c, grad_ld(s), flipped, s.in_c, s.in_h, nullptr, false,
@@ -176,8 +176,7 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
   std::memset(db, 0, s.out_c * sizeof(float));
   for (int slot = 0; slot < slots; ++slot) {
     const float* dw_part = partials + slot * partial_size;
-    const auto* lanes = reinterpret_cast<const direct::vec*>(dw_part);
-    for (size_t i = 0; i < s.weight_size(); ++i) dw[i] += direct::lane_sum(lanes[i]);
+    for (size_t i = 0; i < s.weight_size(); ++i) dw[i] += direct::lane_sum(dw_part + i * direct::kLanes);
     for (int c = 0; c < s.out_c; ++c) db[c] += dw_part[s.weight_size() * direct::kLanes + c];
   }
 }
