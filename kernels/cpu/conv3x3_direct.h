@@ -27,12 +27,14 @@ namespace aware::cpu::direct {
 constexpr int kRegLanes = 16;    // floats per register
 constexpr int kBlock = 8;        // output channels per register block of conv()
 constexpr int kTileVectors = 2;  // registers of consecutive outputs per block: 16 accumulators
-constexpr int kGradBlock = 3;    // output channels per block of weight_grad(): 27 accumulators
+constexpr int kGradBlock = 3;    // output channels per block of weight_grad()
+constexpr int kGradTaps = 9;     // of the 9 taps per pass over the plane: 27 accumulators
 #else
 constexpr int kRegLanes = 8;
-constexpr int kBlock = 4;
-constexpr int kTileVectors = 3;  // 12 accumulators, 3 inputs and a weight: the 16 registers
-constexpr int kGradBlock = 1;    // 9 accumulators
+constexpr int kBlock = 5;
+constexpr int kTileVectors = 2;  // 10 accumulators, 2 inputs and a weight of the 16 registers
+constexpr int kGradBlock = 3;
+constexpr int kGradTaps = 3;     // one kernel row per pass: 9 accumulators, 3 gradients and an input
 #endif
 constexpr int kLanes = 16;  // partial sums per weight of weight_grad(), on every machine
 using vec = float __attribute__((vector_size(kRegLanes * sizeof(float))));
@@ -163,26 +165,28 @@ inline void weight_grad(const float* in, int C, int ld, const float* g, int O, i
   for (int c = 0; c < C; ++c)
     for (int o0 = 0; o0 < O; o0 += kGradBlock) {
       const int outs = std::min(kGradBlock, O - o0);
-      for (int h = 0; h < kLanes; h += kRegLanes) {  // lanes [h, h + kRegLanes) of the partial sums
-        vec acc[kGradBlock][9] = {};
-        for (int p0 = h; p0 - h < L; p0 += kLanes) {
-          vec gv[kGradBlock];
+      for (int h = 0; h < kLanes; h += kRegLanes)  // lanes [h, h + kRegLanes) of the partial sums
+        for (int t0 = 0; t0 < 9; t0 += kGradTaps) {
+          vec acc[kGradBlock][kGradTaps] = {};
+          for (int p0 = h; p0 - h < L; p0 += kLanes) {
+            vec gv[kGradBlock];
 #pragma GCC unroll 3
-          for (int r = 0; r < kGradBlock; ++r) gv[r] = r < outs ? load(g + (o0 + r) * g_plane + p0) : vec{};
-          const float* base = in + c * plane + p0;
+            for (int r = 0; r < kGradBlock; ++r) gv[r] = r < outs ? load(g + (o0 + r) * g_plane + p0) : vec{};
+            const float* base = in + c * plane + p0;
 #pragma GCC unroll 9
-          for (int k = 0; k < 9; ++k) {
-            const vec xv = load(base + (k / 3) * ld + k % 3);
+            for (int t = 0; t < kGradTaps; ++t) {
+              const int k = t0 + t;
+              const vec xv = load(base + (k / 3) * ld + k % 3);
 #pragma GCC unroll 3
-            for (int r = 0; r < kGradBlock; ++r) acc[r][k] += gv[r] * xv;
+              for (int r = 0; r < kGradBlock; ++r) acc[r][t] += gv[r] * xv;
+            }
           }
+          for (int r = 0; r < outs; ++r)
+            for (int t = 0; t < kGradTaps; ++t) {
+              float* d = dw + ((size_t(o0 + r) * C + c) * 9 + t0 + t) * kLanes + h;
+              store(d, load(d) + acc[r][t]);
+            }
         }
-        for (int r = 0; r < outs; ++r)
-          for (int k = 0; k < 9; ++k) {
-            float* d = dw + ((size_t(o0 + r) * C + c) * 9 + k) * kLanes + h;
-            store(d, load(d) + acc[r][k]);
-          }
-      }
     }
 }
 
