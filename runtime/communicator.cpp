@@ -75,9 +75,11 @@ int env_int(const char* name) {
 
 }  // namespace
 
+// mpirun (OpenMPI, MPICH/Hydra, PMIx) or srun with several tasks. SLURM_STEP_NUM_TASKS, not SLURM_NTASKS:
+// the latter is set in the whole allocation, also for a single process started without srun.
 bool launched_by_mpi() {
   return env_int("OMPI_COMM_WORLD_SIZE") > 1 || env_int("PMI_SIZE") > 1 || env_int("PMIX_SIZE") > 1 ||
-         env_int("SLURM_NTASKS") > 1;
+         env_int("SLURM_STEP_NUM_TASKS") > 1;
 }
 
 Communicator& world() {
