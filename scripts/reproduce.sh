@@ -15,23 +15,30 @@
 #   fashion     Appendix C, configs/fashion.toml (data/fashion from Debian's dataset-fashion-mnist)
 #   ratio       anomalies per normal event 0.5 and 2
 #   epochs      20 + 20 epochs
-# Environment: SEEDS (default "1 2 3"), OUT (default out/repro), THREADS (default: all cores).
+# Environment: SEEDS (default "1 2 3"), OUT (default out/repro), RECORDS (default docs/runs/repro: the
+# finished runs' records, from which `aware report docs/runs/repro -o docs/results` redraws the tables and
+# density plots), THREADS (default: all cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=${SEEDS:-"1 2 3"}
 OUT=${OUT:-out/repro}
+RECORDS=${RECORDS:-docs/runs/repro}
 AWARE=build/aware
 [[ -x $AWARE ]] || scripts/build.sh
 threads=(); [[ -n ${THREADS:-} ]] && threads=(--threads "$THREADS")
 
-# run NAME SEED CONFIG [aware run options...]
+# run NAME SEED CONFIG [aware run options...]; a finished run's record (its config, summary and log:
+# every number and histogram the report needs, 30 kB) is copied to RECORDS.
 run() {
   local name=$1 seed=$2 config=$3; shift 3
   local dir=$OUT/${name}_s$seed
-  [[ -f $dir/summary.json ]] && return 0
-  local resume=(); [[ -d $dir ]] && resume=(--resume)
-  echo "== $(date +%H:%M:%S) $name seed $seed"
-  "$AWARE" run "$config" --seed "$seed" -o "$dir" -q "${threads[@]}" "${resume[@]}" "$@" > "$OUT/${name}_s$seed.txt"
+  if [[ ! -f $dir/summary.json ]]; then
+    local resume=(); [[ -d $dir ]] && resume=(--resume)
+    echo "== $(date +%H:%M:%S) $name seed $seed"
+    "$AWARE" run "$config" --seed "$seed" -o "$dir" -q "${threads[@]}" "${resume[@]}" "$@" > "$OUT/${name}_s$seed.txt"
+  fi
+  mkdir -p "$RECORDS/${name}_s$seed"
+  cp "$dir/config.toml" "$dir/summary.json" "$dir/log.jsonl" "$RECORDS/${name}_s$seed/"
 }
 list() { local IFS=,; local s="$*"; echo "[\"${s//,/\",\"}\"]"; }  # list a b -> ["a","b"] (TOML)
 jet_prior() { echo "--prior=$OUT/prior_s$1/prior.ckpt"; }  # group_prior runs them
@@ -110,4 +117,4 @@ for g in "${groups[@]}"; do
   declare -F "group_$g" > /dev/null || { echo "reproduce.sh: unknown group '$g' (see the header)" >&2; exit 2; }
   "group_$g"
 done
-echo "== $(date +%H:%M:%S) all runs done; plots and tables: $AWARE report $OUT -o docs/results"
+echo "== $(date +%H:%M:%S) all runs done; plots and tables: $AWARE report $RECORDS $OUT -o docs/results"

@@ -101,8 +101,8 @@ TEST_F(CliTest, ReportDrawsTheFiguresOfTheRunsItFinds) {
     EXPECT_GT(std::filesystem::file_size(dir / "report" / f), 100u) << f;
   EXPECT_TRUE(std::filesystem::exists(dir / "report" / "results.json"));
 
-  // summary.json holds every class's counts in bins of P(c0), one per scored event, so a run's record
-  // without its scores files (docs/runs/) redraws the densities.
+  // summary.json holds every class's counts in bins of P(c0), one per scored event, and a 101-point ROC,
+  // so a run's record without its scores and analysis files (docs/runs/) redraws the densities and ROC.
   const auto run_dir = dir / "runs" / "paper_s1";
   const nlohmann::json summary = nlohmann::json::parse(std::ifstream(run_dir / "summary.json"));
   for (const char* stage : {"prior", "aa"})
@@ -115,7 +115,8 @@ TEST_F(CliTest, ReportDrawsTheFiguresOfTheRunsItFinds) {
   std::filesystem::copy_file(run_dir / "summary.json", dir / "record" / "paper_s1" / "summary.json");
   r = run("report " + (dir / "record").string() + " -o " + (dir / "from_record").string());
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_GT(std::filesystem::file_size(dir / "from_record" / "fig04_prior_densities.png"), 100u);
+  for (const char* f : {"fig04_prior_densities.png", "fig05_roc.png"})
+    EXPECT_GT(std::filesystem::file_size(dir / "from_record" / f), 100u) << f;
 
   r = run("report " + (dir / "nowhere").string() + " -o " + (dir / "report").string());
   EXPECT_NE(r.status, 0);

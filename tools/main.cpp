@@ -276,9 +276,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
 
   auto* report = app.add_subcommand("report", "the papers' figures (PNG) and results tables (markdown, JSON) from "
-                                              "a directory of runs (scripts/reproduce.sh); runs tools/report.py");
-  std::string runs_dir, report_out = "report", jets;
-  report->add_option("runs", runs_dir, "directory of NAME_sSEED run outputs, e.g. out/repro")->required();
+                                              "directories of runs (scripts/reproduce.sh); runs tools/report.py");
+  std::vector<std::string> runs_dirs;
+  std::string report_out = "report", jets;
+  report->add_option("runs", runs_dirs, "directories of NAME_sSEED runs, e.g. out/repro or the records in "
+                                        "docs/runs/repro (a later one's NAME_sSEED replaces an earlier one's)")
+      ->required();
   report->add_option("-o,--out", report_out, "output directory")->capture_default_str();
   report->add_option("--jets", jets, "jet class files, for the average images (default ../shared/data/jets)");
 
@@ -296,7 +299,8 @@ int main(int argc, char** argv) {
       return cmd_score(model, inputs, batch, score_options, common);
     }
     if (*report) {
-      std::vector<std::string> args{runs_dir, "-o", report_out};
+      std::vector<std::string> args = runs_dirs;
+      args.insert(args.end(), {"-o", report_out});
       if (!jets.empty()) args.insert(args.end(), {"--jets", jets});
       return cmd_report(args);
     }

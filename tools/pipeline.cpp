@@ -50,6 +50,22 @@ json histogram_report(const std::map<std::string, std::vector<float>>& p,
   return h;
 }
 
+// The ROC of the analysis at `points` false-positive rates evenly over [0, 1] (the TPR of the last
+// point at or below each): enough to draw it from summary.json, a fifth of the analysis's size.
+json roc_brief(const json& roc, int points) {
+  const auto& fpr = roc.at("fpr");
+  const auto& tpr = roc.at("tpr");
+  json out_fpr = json::array(), out_tpr = json::array();
+  size_t k = 0;
+  for (int i = 0; i < points; ++i) {
+    const double x = double(i) / double(points - 1);
+    while (k + 1 < fpr.size() && fpr[k + 1].get<double>() <= x) ++k;
+    out_fpr.push_back(x);
+    out_tpr.push_back(tpr[k]);
+  }
+  return {{"auc", roc.at("auc")}, {"fpr", out_fpr}, {"tpr", out_tpr}};
+}
+
 // The CPU and the vector instructions the CPU kernels were built for. Runs on different CPUs round
 // differently (OpenBLAS picks its kernels by CPU; the conv blocking follows the register file), and
 // training turns rounding into different networks: a result names its machine.
@@ -241,7 +257,7 @@ json run_pipeline(const RunConfig& cfg, const RunOptions& options) {
 
       json brief = {{"auc", report["auc"]}, {"central_fraction", report["central_fraction"]},
                     {"anomaly_scores", report["anomaly_scores"]}, {"histograms", report["histograms"]},
-                    {"train_seconds", seconds}};
+                    {"roc", roc_brief(report["roc"], 101)}, {"train_seconds", seconds}};
       if (report.contains("scan"))
         for (const auto& [name, r] : report["scan"].items())
           brief["scan"][name] = {{"R_max", r["R_max"]}, {"R_max_error", r["R_max_error"]},

@@ -7,7 +7,7 @@ and *_curves.csv (ROC, window curves) and scores/STAGE/CLASS.npy (used for runs 
 histograms). Writes PNG plots, results.json and tables.md (markdown) into OUT. A figure is drawn whole from
 the runs that exist or not at all; tables.md lists what was not drawn and why.
 
-  aware report RUNS -o OUT [--jets DIR]      (or: python3 tools/report.py RUNS -o OUT)
+  aware report RUNS... -o OUT [--jets DIR]   (or: python3 tools/report.py RUNS... -o OUT)
 
 Run names (scripts/reproduce.sh): paper (aware of w, r2, r3, r4; eft unseen), loo_X (X left out),
 lambda_L, aware_A_B (aware of A, B), three (three normal classes), kin, kin_loo_X, fashion, ratio_R,
@@ -41,13 +41,14 @@ SCORES = ["p0_centre", "max_softmax", "entropy"]
 class Runs:
     """The runs of RUNS/, by configuration name and seed."""
 
-    def __init__(self, root):
-        self.root = root
+    def __init__(self, roots):
+        self.root = ", ".join(roots)
         self.by_name = {}
-        for entry in sorted(os.listdir(root)) if os.path.isdir(root) else []:
-            m = re.fullmatch(r"(.+)_s(\d+)", entry)
-            if m and os.path.exists(os.path.join(root, entry, "summary.json")):
-                self.by_name.setdefault(m.group(1), {})[int(m.group(2))] = os.path.join(root, entry)
+        for root in roots:  # a later root's NAME_sSEED replaces an earlier one's
+            for entry in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+                m = re.fullmatch(r"(.+)_s(\d+)", entry)
+                if m and os.path.exists(os.path.join(root, entry, "summary.json")):
+                    self.by_name.setdefault(m.group(1), {})[int(m.group(2))] = os.path.join(root, entry)
 
     def seeds(self, name):
         return sorted(self.by_name.get(name, {}))
@@ -158,23 +159,29 @@ class Report:
         plt.close(fig)
         self.figures.append((name, caption))
 
+    def skip(self, name, why):
+        """Records a figure not drawn; an earlier report's file of that name stays, and the note says so."""
+        kept = name.endswith(".png") and os.path.exists(os.path.join(self.out, name))
+        self.skipped.append(f"{name}: {why}" + ("; the file there is an earlier report's" if kept else ""))
+
     def need(self, what, *names):
         missing = [n for n in names if not self.runs.dir(n)]
         if missing:
-            self.skipped.append(f"{what}: no runs {', '.join(missing)} in {self.runs.root}")
+            self.skip(what, f"no runs {', '.join(missing)} in {self.runs.root}")
         return not missing
 
     # Figs. 4, 6, 7: the P(first normal class) densities of every class.
     def densities(self, panels, name, title):
-        drawable = []
+        drawable, missing = [], []
         for label, run, stage in panels:
             d = self.runs.dir(run)
             summary = json.load(open(os.path.join(d, "summary.json"))) if d else None
             if d and classes_of(d, summary, stage):
                 drawable.append((label, d, summary, stage))
             else:
-                self.skipped.append(f"{name}: panel '{label}': no run {run} with histograms or scores of {stage}")
-        if len(drawable) < len(panels):  # a figure is drawn whole or not at all
+                missing.append(f"'{label}' ({run}: no histograms or scores of {stage})")
+        if missing:  # a figure is drawn whole or not at all
+            self.skip(name, "panels " + ", ".join(missing))
             return
         fig, axes = plt.subplots(1, len(drawable), figsize=(4.2 * len(drawable), 3.6), squeeze=False, sharey=True)
         for ax, (label, d, summary, stage) in zip(axes[0], drawable):
@@ -197,12 +204,22 @@ class Report:
             return
         d = self.runs.dir(run)
         fig, ax = plt.subplots(figsize=(4.5, 4))
+        summary = json.load(open(os.path.join(d, "summary.json")))
+        drawn = 0
         for stage, style in (("prior", "--"), ("aa", "-")):
             path = os.path.join(d, "analysis", stage + ".json")
-            if not os.path.exists(path):
+            if os.path.exists(path):
+                roc = json.load(open(path))["roc"]
+            elif "roc" in summary["stages"].get(stage, {}):
+                roc = summary["stages"][stage]["roc"]  # 101 points, enough to draw
+            else:
                 continue
-            roc = json.load(open(path))["roc"]
+            drawn += 1
             ax.plot(roc["fpr"], roc["tpr"], style, label=f"{stage}: AUC {roc['auc']:.4f}")
+        if not drawn:
+            plt.close(fig)
+            self.skip(name, f"{run} has no ROC (analysis/*.json or summary.json)")
+            return
         ax.plot([0, 1], [0, 1], ":", color="grey")
         ax.set_xlabel("false-positive rate")
         ax.set_ylabel("true-positive rate")
@@ -246,7 +263,7 @@ class Report:
         scanned = list(self.runs.summaries(run)[0]["stages"]["prior"].get("scan", {}))
         if cls not in scanned:
             if not scanned:
-                self.skipped.append(f"{name}: {run} has no anomaly scan")
+                self.skip(name, f"{run} has no anomaly scan")
                 return
             cls = scanned[-1]
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
@@ -296,7 +313,7 @@ class Report:
             plain, packed = os.path.join(data_dir, n + ".npy"), os.path.join(data_dir, n + ".npy.gz")
             paths.append(plain if os.path.exists(plain) else packed)
         if not all(os.path.exists(p) for p in paths):
-            self.skipped.append(f"{name}: the class files are not in {data_dir}")
+            self.skip(name, f"the class files are not in {data_dir}")
             return
         fig, axes = plt.subplots(1, len(names), figsize=(2.3 * len(names), 2.6))
         for ax, n, p in zip(axes, names, paths):
@@ -367,7 +384,7 @@ class Report:
             if m is not None:
                 xs.append(x), ms.append(m), ss.append(s)
         if len(xs) < 2:
-            self.skipped.append(f"{name}: fewer than two of its runs")
+            self.skip(name, "fewer than two of its runs")
             return None
         return xs, ms, ss
 
@@ -381,7 +398,7 @@ class Report:
             if p[0] is not None and a[0] is not None:
                 labels.append(f"{label}\n({a[2]} seeds)"), prior.append(p), aa.append(a)
         if not labels:
-            self.skipped.append(f"{name}: no runs")
+            self.skip(name, "no runs")
             return
         x = np.arange(len(labels))
         fig, ax = plt.subplots(figsize=(1.3 * len(labels) + 2, 3.8))
@@ -462,28 +479,29 @@ class Report:
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", help="directory of NAME_sSEED run outputs (scripts/reproduce.sh: out/repro)")
+    parser.add_argument("runs", nargs="+", help="directories of NAME_sSEED run outputs (scripts/reproduce.sh: "
+                        "out/repro; their records: docs/runs/repro); a later one's NAME_sSEED replaces an earlier one's")
     parser.add_argument("-o", "--out", default="report", help="output directory (PNG, tables.md, results.json)")
     parser.add_argument("--jets", default=os.path.join(here, "..", "..", "shared", "data", "jets"),
                         help="directory of the jet class files, for the average images")
     parser.add_argument("--fashion", default=os.path.join(here, "..", "data", "fashion"),
                         help="directory of the Fashion-MNIST class files (scripts/make_fashion.py)")
     args = parser.parse_args()
-    if not os.path.isdir(args.runs):
-        sys.exit(f"aware report: {args.runs}: no such directory")
+    for root in args.runs:
+        if not os.path.isdir(root):
+            sys.exit(f"aware report: {root}: no such directory")
     runs = Runs(args.runs)
     if not runs.by_name:
-        sys.exit(f"aware report: {args.runs}: no runs (directories NAME_sSEED with a summary.json)")
+        sys.exit(f"aware report: {', '.join(args.runs)}: no runs (directories NAME_sSEED with a summary.json)")
     rep = Report(runs, args.out)
 
     rep.average_images(args.jets, ["top", "qcd"] + JET_ANOMALIES, "fig02_average_jets.png")
     rep.densities([("prior (Top vs QCD)", "paper", "prior")], "fig04_prior_densities.png",
                   "P(Top) of every class after the prior run")
     rep.roc("paper", "fig05_roc.png", "Top vs QCD: prior and AA (aware of w, r2, r3, r4)")
-    rep.densities([("aware of {w}", "aware_w", "aa"), ("aware of {w, r4}", "aware_w_r4", "aa"),
-                   ("aware of {w, eft, r3, r4}", "loo_r2", "aa"),
-                   ("aware of {w, eft, r2, r3, r4}", "aware_w_eft_r2_r3_r4", "aa")],
-                  "fig06_07_aa_densities.png", "P(Top) after AA with awareness of growing sets")
+    rep.densities([("prior", "aware_w", "prior"), ("aware of {w}", "aware_w", "aa"),
+                   ("aware of {w, r4}", "aware_w_r4", "aa"), ("aware of {w, r3, r4}", "aware_w_r3_r4", "aa")],
+                  "fig06_07_aa_densities.png", "P(Top) after AA with awareness of growing sets (eft unseen)")
     rep.densities([("prior", "paper", "prior"), ("AA, aware of w, r2, r3, r4", "paper", "aa")],
                   "fig_eft_unseen_densities.png", "P(Top) before and after AA, eft unseen")
     rep.densities_2d("three", "fig08_09_three_classes.png")
@@ -496,7 +514,7 @@ def main():
     rep.setting_scan("eft", "lambda", [(0.3, "lambda_0.3"), (0.5, "paper"), (0.8, "lambda_0.8")], "lambda_scan.png")
     rep.setting_scan("eft", "anomalies per normal event", [(0.5, "ratio_0.5"), (1.0, "paper"), (2.0, "ratio_2")],
                      "ratio_scan.png")
-    rep.saturation("eft", [(0, "paper"), (1, "aware_w"), (2, "aware_w_r4"), (3, "aware_w_r3_r4"), (4, "paper")],
+    rep.saturation("eft", [(0, "aware_w"), (1, "aware_w"), (2, "aware_w_r4"), (3, "aware_w_r3_r4"), (4, "paper")],
                    "saturation_eft.png")
     loo = [(cls, "paper" if cls == "eft" else "loo_" + cls, cls) for cls in JET_ANOMALIES]
     rep.leave_one_out(loo, "leave_one_out.png", "Jets: each anomaly unseen in turn, AA aware of the other four")
