@@ -15,14 +15,14 @@
 #   fashion     Appendix C, configs/fashion.toml (data/fashion from Debian's dataset-fashion-mnist)
 #   ratio       anomalies per normal event 0.5 and 2
 #   epochs      20 + 20 epochs
-# Environment: SEEDS (default "1 2 3"), OUT (default out/repro), RECORDS (default docs/runs/repro: the
-# finished runs' records, from which `aware report docs/runs/repro -o docs/results` redraws the tables and
-# density plots), THREADS (default: all cores).
+# Environment: SEEDS (default "1 2 3"), OUT (default out/repro), RECORDS (the finished runs' records, from
+# which `aware report docs/runs/repro -o docs/results` redraws the tables and density plots; default
+# docs/runs/repro with the default OUT, else OUT/records), THREADS (default: all cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=${SEEDS:-"1 2 3"}
+RECORDS=${RECORDS:-$([[ -z ${OUT:-} ]] && echo docs/runs/repro || echo "${OUT}/records")}  # the repo's only for out/repro
 OUT=${OUT:-out/repro}
-RECORDS=${RECORDS:-docs/runs/repro}
 AWARE=build/aware
 [[ -x $AWARE ]] || scripts/build.sh
 threads=(); [[ -n ${THREADS:-} ]] && threads=(--threads "$THREADS")

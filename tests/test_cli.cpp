@@ -117,6 +117,8 @@ TEST_F(CliTest, ReportDrawsTheFiguresOfTheRunsItFinds) {
   ASSERT_EQ(r.status, 0) << r.output;
   for (const char* f : {"fig04_prior_densities.png", "fig05_roc.png"})
     EXPECT_GT(std::filesystem::file_size(dir / "from_record" / f), 100u) << f;
+  // The window curves need the analysis files: not drawn (and said so) rather than drawn empty.
+  EXPECT_FALSE(std::filesystem::exists(dir / "from_record" / "fig10_window_curves.png"));
 
   r = run("report " + (dir / "nowhere").string() + " -o " + (dir / "report").string());
   EXPECT_NE(r.status, 0);

@@ -73,8 +73,8 @@ json machine_json() {
   std::ifstream cpuinfo("/proc/cpuinfo");
   std::string line, model = "unknown";
   while (std::getline(cpuinfo, line))
-    if (line.rfind("model name", 0) == 0) {
-      model = line.substr(line.find(':') + 2);
+    if (const size_t colon = line.find(':'); line.rfind("model name", 0) == 0 && colon != std::string::npos) {
+      model = line.substr(std::min(colon + 2, line.size()));
       break;
     }
 #if defined(__AVX512F__)

@@ -235,16 +235,20 @@ class Report:
         summary = json.load(open(os.path.join(d, "summary.json")))
         normal = normal_classes(summary)
         classes = order(classes_of(d, summary), normal)
+        counts = {(stage, cls): counts_2d(d, summary, stage, cls) for stage in ("prior", "aa") for cls in classes}
+        if not any(c is not None and c.sum() > 0 for c in counts.values()):
+            self.skip(name, f"{run} has no 2-D histograms or scores")
+            return
         fig, axes = plt.subplots(2, len(classes), figsize=(2.6 * len(classes), 5.2), squeeze=False)
         for row, stage in enumerate(("prior", "aa")):
             for col, cls in enumerate(classes):
                 ax = axes[row][col]
-                counts = counts_2d(d, summary, stage, cls)
-                if counts is None or counts.sum() == 0:
+                c = counts[(stage, cls)]
+                if c is None or c.sum() == 0:
                     ax.axis("off")
                     continue
                 # Row = P(c0) on x, column = P(c2) on y; empty cells left white on the log scale.
-                ax.imshow(np.ma.masked_equal(counts.T, 0), origin="lower", extent=(0, 1, 0, 1), aspect="auto",
+                ax.imshow(np.ma.masked_equal(c.T, 0), origin="lower", extent=(0, 1, 0, 1), aspect="auto",
                           cmap="viridis", norm=matplotlib.colors.LogNorm())
                 ax.set_title(f"{cls}, {stage}", fontsize=9)
                 ax.set_xlabel(f"P({normal[0]})", fontsize=8)
@@ -266,11 +270,12 @@ class Report:
                 self.skip(name, f"{run} has no anomaly scan")
                 return
             cls = scanned[-1]
+        paths = [(stage, os.path.join(d, "analysis", f"{stage}_{cls}_curves.csv")) for stage in ("prior", "aa")]
+        if not all(os.path.exists(path) for _, path in paths):
+            self.skip(name, f"{run} has no analysis/*_{cls}_curves.csv")
+            return
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
-        for ax, stage in zip(axes, ("prior", "aa")):
-            path = os.path.join(d, "analysis", f"{stage}_{cls}_curves.csv")
-            if not os.path.exists(path):
-                continue
+        for ax, (stage, path) in zip(axes, paths):
             rows = np.genfromtxt(path, delimiter=",", names=True, dtype=None, encoding="utf-8")
             for width in sorted(set(rows["width"])):
                 sel = (rows["width"] == width) & (rows["eligible"] == 1)

@@ -62,6 +62,7 @@ inline vec broadcast(const float* p) {
 inline int round_up(int n, int m) { return (n + m - 1) / m * m; }
 
 constexpr int kTile = kRegLanes * kTileVectors;  // outputs per register tile
+static_assert(kTile >= kLanes, "padded_size's slack (kTile + 2) must also cover weight_grad's kLanes reads");
 
 // Floats of a padded buffer of C planes of `rows` x `ld`: the last tile may read kTile + 2 beyond.
 inline size_t padded_size(int C, int rows, int ld) { return size_t(C) * rows * ld + kTile + 2; }
