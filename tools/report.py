@@ -418,18 +418,29 @@ class Report:
         self.save(fig, name, title)
 
     # Saturation: R_max of one unseen class against the number of aware types.
-    def saturation(self, cls, steps, name):
-        points = self.r_max_points(cls, [(k, run, "prior" if k == 0 else "aa") for k, run in steps], name)
-        if points is None:
+    def saturation(self, curves, name):
+        """curves: (unseen class, [(number of aware types, run)]); k = 0 is that run's prior stage."""
+        drawn = []
+        for cls, steps in curves:
+            points = self.r_max_points(cls, [(k, run, "prior" if k == 0 else "aa") for k, run in steps],
+                                       f"{name} ({cls})")
+            if points is not None:
+                drawn.append((cls, points))
+                xs, ms, ss = points
+                self.results["saturation_" + cls] = {"types": xs, "R_max_mean": ms, "R_max_std": ss}
+        if not drawn:
             return
-        xs, ms, ss = points
-        fig, ax = plt.subplots(figsize=(4.5, 3.6))
-        ax.errorbar(xs, ms, yerr=ss, marker="o", capsize=3)
+        fig, ax = plt.subplots(figsize=(4.8, 3.8))
+        for i, (cls, (xs, ms, ss)) in enumerate(drawn):
+            ax.errorbar(np.array(xs) + 0.04 * i, ms, yerr=ss, marker="o", capsize=3, label=f"unseen {cls}",
+                        color=COLOURS.get(cls))
         ax.set_xlabel("number of aware anomaly types (0: prior)")
-        ax.set_ylabel(f"R_max of unseen {cls}")
-        ax.set_xticks(xs)
-        self.save(fig, name, f"Awareness saturation: R_max of {cls} (mean and spread over seeds)")
-        self.results["saturation_" + cls] = {"types": xs, "R_max_mean": ms, "R_max_std": ss}
+        ax.set_ylabel("R_max of the unseen class")
+        ax.set_xticks(sorted({x for _, (xs, _, _) in drawn for x in xs}))
+        ax.legend(fontsize=8)
+        classes = ", ".join(cls for cls, _ in drawn)
+        self.save(fig, name, f"Awareness saturation: R_max of {classes} against the number of aware types "
+                             "(mean and spread over seeds)")
 
     # A setting (lambda, ratio) against R_max of the unseen class, prior as reference.
     def setting_scan(self, cls, label, points, name):
@@ -519,8 +530,10 @@ def main():
     rep.setting_scan("eft", "lambda", [(0.3, "lambda_0.3"), (0.5, "paper"), (0.8, "lambda_0.8")], "lambda_scan.png")
     rep.setting_scan("eft", "anomalies per normal event", [(0.5, "ratio_0.5"), (1.0, "paper"), (2.0, "ratio_2")],
                      "ratio_scan.png")
-    rep.saturation("eft", [(0, "aware_w"), (1, "aware_w"), (2, "aware_w_r4"), (3, "aware_w_r3_r4"), (4, "paper")],
-                   "saturation_eft.png")
+    # eft and r2 are unseen in every set: aware of {w}, {w, r4}, {w, r3, r4}, then the four others.
+    rep.saturation([(cls, [(0, "aware_w"), (1, "aware_w"), (2, "aware_w_r4"), (3, "aware_w_r3_r4"),
+                           (4, "paper" if cls == "eft" else "loo_" + cls)]) for cls in ("eft", "r2")],
+                   "saturation.png")
     loo = [(cls, "paper" if cls == "eft" else "loo_" + cls, cls) for cls in JET_ANOMALIES]
     rep.leave_one_out(loo, "leave_one_out.png", "Jets: each anomaly unseen in turn, AA aware of the other four")
     rep.unseen_table("leave_one_out", "Jets: leave-one-out awareness (aware of the four other anomalies)", loo)
@@ -528,9 +541,10 @@ def main():
                                                             (("0.3", "lambda_0.3"), ("0.5", "paper"), ("0.8", "lambda_0.8"))])
     rep.unseen_table("ratio", "Jets: eft unseen, anomalies per normal event",
                      [(f"eft, ratio {r}", run, "eft") for r, run in (("0.5", "ratio_0.5"), ("1", "paper"), ("2", "ratio_2"))])
-    rep.unseen_table("saturation", "Jets: eft unseen, aware of growing sets",
-                     [(f"eft, aware of {a}", run, "eft") for a, run in
-                      (("w", "aware_w"), ("w, r4", "aware_w_r4"), ("w, r3, r4", "aware_w_r3_r4"), ("w, r2, r3, r4", "paper"))])
+    for cls, last in (("eft", ("w, r2, r3, r4", "paper")), ("r2", ("w, eft, r3, r4", "loo_r2"))):
+        rep.unseen_table("saturation_" + cls, f"Jets: {cls} unseen, aware of growing sets",
+                         [(f"{cls}, aware of {a}", run, cls) for a, run in
+                          (("w", "aware_w"), ("w, r4", "aware_w_r4"), ("w, r3, r4", "aware_w_r3_r4"), last)])
     rep.unseen_table("epochs", "Jets: eft unseen, 20 + 20 epochs", [("eft, 20 + 20 epochs", "epochs20", "eft")])
     rep.unseen_table("three_classes", "Jets: three normal classes (top, qcd, w), eft unseen", [("eft", "three", "eft")])
     rep.scan_1d_2d_table("three", "Jets, three normal classes: the window scan in P(top) against rectangles in (P(top), P(w))")
