@@ -18,6 +18,11 @@ double softmax_xent(int batch, int classes, const float* logits, const int32_t* 
 // Softmax only (scoring).
 void softmax(int batch, int classes, const float* logits, float* probs);
 
+// A training step's contribution to its epoch's loss and accuracy, kept where the step runs:
+// stats[0] += *loss (softmax_xent's sum), stats[1] += the rows r < rows whose largest probability
+// (the first on ties) is at label[r]. On CUDA part of the step graph, so an epoch needs no per-step read.
+void step_stats(int rows, int classes, const float* probs, const int32_t* label, const double* loss, double* stats);
+
 }  // namespace cpu
 }  // namespace aware
 
@@ -28,5 +33,7 @@ namespace aware::cuda {
 void softmax_xent(int batch, int classes, const float* logits, const int32_t* label, const float* weight,
                   float* dlogits, float* probs, double* loss, cudaStream_t stream);
 void softmax(int batch, int classes, const float* logits, float* probs, cudaStream_t stream);
+void step_stats(int rows, int classes, const float* probs, const int32_t* label, const double* loss, double* stats,
+                cudaStream_t stream);
 }  // namespace aware::cuda
 #endif

@@ -23,12 +23,14 @@ Model::Model(Backend& backend, const NetworkSpec& network, const std::vector<int
   label_ = g.request(rows * sizeof(int32_t));
   weight_ = g.request(rows * sizeof(float));
   probs_ = g.request(rows * classes * sizeof(float));
+  stats_ = g.request(2 * sizeof(double));
   if (training) momentum_ = g.request(g.param_count() * sizeof(float));
   staging_ = g.request(rows * row * sizeof(float));
   staging_scale_ = g.request(rows * sizeof(float));
   col_shift_ = g.request(row * sizeof(float));
   col_scale_ = g.request(row * sizeof(float));
   g.plan();
+  if (training) reset_epoch_stats();
   std::vector<int64_t> iota(rows);
   std::iota(iota.begin(), iota.end(), int64_t(0));
   backend.to_device(g.ptr<int64_t>(iota_), iota.data(), rows * sizeof(int64_t));
@@ -80,7 +82,7 @@ DeviceEvents Model::upload(const EventSet& set) {
 }
 
 void Model::gather(const DeviceEvents& events, const int64_t* host_index, int n, int at) {
-  backend_.to_device(graph_->ptr<int64_t>(index_) + at, host_index, size_t(n) * sizeof(int64_t));
+  backend_.upload(graph_->ptr<int64_t>(index_) + at, host_index, size_t(n) * sizeof(int64_t));
   if (graphs_)
     pending_.push_back({events, n, at});
   else
@@ -103,18 +105,19 @@ std::vector<uint64_t> Model::step_key(const Pass& pass, float lr, float momentum
   return key;
 }
 
-double Model::train_step(const Pass& pass, const int32_t* host_label, const float* host_weight,
-                         float lr, float momentum, float weight_decay, float* probs, int n_probs,
-                         Communicator* comm) {
+void Model::enqueue_step(const Pass& pass, const int32_t* host_label, const float* host_weight, float lr,
+                         float momentum, float weight_decay, int n_stats, Communicator* comm) {
   Graph& g = *graph_;
   check(g.has_gradients(), "model: a forward-only (scoring) model cannot train");
+  check(n_stats >= 0 && n_stats <= pass.batch, "model: the accuracy rows must be among the step's rows");
   const int rows = pass.batch;
-  backend_.to_device(g.ptr<int32_t>(label_), host_label, size_t(rows) * sizeof(int32_t));
-  backend_.to_device(buffer(weight_), host_weight, size_t(rows) * sizeof(float));
+  backend_.upload(g.ptr<int32_t>(label_), host_label, size_t(rows) * sizeof(int32_t));
+  backend_.upload(buffer(weight_), host_weight, size_t(rows) * sizeof(float));
   const auto step = [&] {
     g.forward(pass);
-    const double loss = backend_.softmax_xent(rows, classes_, g.output(), g.ptr<int32_t>(label_), buffer(weight_),
-                                              g.output_grad(), buffer(probs_));
+    backend_.softmax_xent(rows, classes_, g.output(), g.ptr<int32_t>(label_), buffer(weight_), g.output_grad(),
+                          buffer(probs_));
+    backend_.step_stats(n_stats, classes_, buffer(probs_), g.ptr<int32_t>(label_), g.ptr<double>(stats_));
     // The loss weights are those of the global batch, so the sum over ranks is its gradient. Each
     // layer's gradients (one bucket) start their all-reduce as soon as its backward is done.
     if (comm && comm->size() > 1) {
@@ -126,42 +129,57 @@ double Model::train_step(const Pass& pass, const int32_t* host_label, const floa
       g.backward(pass);
     }
     backend_.sgd_update(g.param_count(), lr, momentum, weight_decay, g.params(), g.grads(), buffer(momentum_));
-    return loss;
   };
-  double loss;
-  if (graphs_) {
-    backend_.set_step(pass.step);
-    const auto key = step_key(pass, lr, momentum, weight_decay, comm ? comm->size() : 1);
-    if (key != captured_) {
-      const bool capture = key == warmed_;  // a new kind of step runs once uncaptured, then is captured
-      try {
-        backend_.begin_graph_step(capture);
-        for (const auto& p : pending_) launch_gather(p.events, p.n, p.at);
-        step();
-        const uint64_t id = backend_.end_graph_step();
-        if (capture) graph_id_ = id;
-      } catch (...) {
-        backend_.abort_graph_step();
-        captured_.clear();
-        pending_.clear();
-        throw;
-      }
-      if (capture) {
-        captured_ = key;
-        backend_.replay(graph_id_);
-      } else {
-        warmed_ = key;
-      }
-    } else {
-      backend_.replay(graph_id_);
-    }
-    pending_.clear();
-    loss = backend_.read_loss();
-  } else {
-    loss = step();
+  if (!graphs_) {
+    step();
+    return;
   }
+  backend_.set_step(pass.step);
+  auto key = step_key(pass, lr, momentum, weight_decay, comm ? comm->size() : 1);
+  key.push_back(uint64_t(n_stats));
+  if (key != captured_) {
+    const bool capture = key == warmed_;  // a new kind of step runs once uncaptured, then is captured
+    try {
+      backend_.begin_graph_step(capture);
+      for (const auto& p : pending_) launch_gather(p.events, p.n, p.at);
+      step();
+      const uint64_t id = backend_.end_graph_step();
+      if (capture) graph_id_ = id;
+    } catch (...) {
+      backend_.abort_graph_step();
+      captured_.clear();
+      pending_.clear();
+      throw;
+    }
+    if (capture) {
+      captured_ = key;
+      backend_.replay(graph_id_);
+    } else {
+      warmed_ = key;
+    }
+  } else {
+    backend_.replay(graph_id_);
+  }
+  pending_.clear();
+}
+
+double Model::train_step(const Pass& pass, const int32_t* host_label, const float* host_weight, float lr,
+                         float momentum, float weight_decay, float* probs, int n_probs, Communicator* comm) {
+  enqueue_step(pass, host_label, host_weight, lr, momentum, weight_decay, n_probs, comm);
+  const double loss = backend_.read_loss();
   if (probs) backend_.to_host(probs, buffer(probs_), size_t(n_probs) * classes_ * sizeof(float));
   return loss;
+}
+
+void Model::reset_epoch_stats() {
+  const double zero[2] = {0.0, 0.0};
+  backend_.upload(graph_->ptr<double>(stats_), zero, sizeof zero);
+}
+
+Model::EpochStats Model::epoch_stats() {
+  double host[2];
+  backend_.to_host(host, graph_->ptr<double>(stats_), sizeof host);
+  return {host[0], int64_t(host[1])};
 }
 
 std::vector<float> Model::predict(const float* raw, int64_t rows) {

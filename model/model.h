@@ -59,11 +59,24 @@ class Model {
 
   // One training step over the pass.batch rows already gathered: forward, the fused loss with
   // per-row labels (kUniformTarget for anomalies) and weights, backward, the gradient summed over
-  // the ranks of `comm` (data parallel; null: one process), SGD. Returns this rank's weighted loss;
-  // writes the softmax of the first `n_probs` rows to host `probs` when not null.
+  // the ranks of `comm` (data parallel; null: one process), SGD; and this rank's loss and the correct
+  // rows among the first `n_stats` added to the epoch's stats, on the backend. Enqueued, not waited
+  // for: on CUDA a step with graphs neither reads nor waits (its host data goes through upload()).
+  void enqueue_step(const Pass& pass, const int32_t* host_label, const float* host_weight, float lr,
+                    float momentum, float weight_decay, int n_stats, Communicator* comm = nullptr);
+  // enqueue_step(), then waits: returns this rank's weighted loss and writes the softmax of the first
+  // `n_probs` rows to host `probs` when not null (tests, benchmarks).
   double train_step(const Pass& pass, const int32_t* host_label, const float* host_weight, float lr,
                     float momentum, float weight_decay, float* probs, int n_probs,
                     Communicator* comm = nullptr);
+  // The steps' loss sum and correct rows since reset_epoch_stats() (which the constructor does).
+  // Waits for the backend: read once an epoch, or when a progress bar redraws.
+  struct EpochStats {
+    double loss_sum;
+    int64_t correct;
+  };
+  EpochStats epoch_stats();
+  void reset_epoch_stats();
 
   // Softmax probabilities [rows][classes] of raw host events (normalised here), in chunks.
   std::vector<float> predict(const float* raw, int64_t rows);
@@ -85,7 +98,7 @@ class Model {
   std::unique_ptr<Graph> graph_;
   int classes_;
   Normaliser normaliser_;
-  Buffer index_, label_, weight_, probs_, momentum_, staging_, staging_scale_, iota_, col_shift_, col_scale_;
+  Buffer index_, label_, weight_, probs_, stats_, momentum_, staging_, staging_scale_, iota_, col_shift_, col_scale_;
   std::vector<void*> uploads_;
   std::map<const EventSet*, DeviceEvents> uploaded_;
 };

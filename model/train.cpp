@@ -105,7 +105,7 @@ std::vector<EpochLog> train_stage(Model& model, const RunConfig& cfg, const Even
   for (int j = 0; j < A; ++j) weight[size_t(B + j)] = float(t.lambda / A);
   std::vector<int64_t> index(size_t(B + A));
   std::vector<int32_t> local_label(size_t(nb + na), kUniformTarget);  // the anomaly rows keep theirs
-  std::vector<float> local_weight(size_t(nb + na)), probs(size_t(nb) * model.classes());
+  std::vector<float> local_weight(size_t(nb + na));
   for (int i = 0; i < nb; ++i) local_weight[size_t(i)] = weight[size_t(nb0 + i)];
   for (int j = 0; j < na; ++j) local_weight[size_t(nb + j)] = weight[size_t(B + na0 + j)];
   const int n_aware = aa ? int(anomalies->class_begin.size()) : 0;
@@ -117,8 +117,7 @@ std::vector<EpochLog> train_stage(Model& model, const RunConfig& cfg, const Even
         philox_permutation(normal.rows(), cfg.seed, kStreamShuffle + (stage_id << 32) + uint64_t(epoch));
     ProgressBar bar(options.stage + " epoch " + std::to_string(epoch + 1) + "/" +
                         std::to_string(options.epochs), steps * (B + A), "img", options.progress && comm.root());
-    double loss_sum = 0.0;
-    int64_t correct = 0;
+    model.reset_epoch_stats();  // the loss and accuracy add up on the device: no read per step
     for (int64_t s = 0; s < steps; ++s) {
       const uint64_t step = (stage_id << 40) + uint64_t(epoch) * uint64_t(steps) + uint64_t(s);
       for (int i = 0; i < B; ++i) {
@@ -142,18 +141,19 @@ std::vector<EpochLog> train_stage(Model& model, const RunConfig& cfg, const Even
       pass.split = nb;
       pass.first = uint64_t(nb0);
       pass.second = uint64_t(B + na0);
-      loss_sum += model.train_step(pass, local_label.data(), local_weight.data(), float(t.lr), float(t.momentum),
-                                   float(t.weight_decay), probs.data(), nb, &comm);
-      for (int i = 0; i < nb; ++i)
-        correct += argmax(probs.data() + size_t(i) * model.classes(), model.classes()) == local_label[size_t(i)];
-      char extra[64];
-      std::snprintf(extra, sizeof extra, "loss %.4f", loss_sum / double(s + 1));
-      bar.update((s + 1) * (B + A), extra);
+      model.enqueue_step(pass, local_label.data(), local_weight.data(), float(t.lr), float(t.momentum),
+                         float(t.weight_decay), nb, &comm);
+      if (bar.due((s + 1) * (B + A))) {  // a terminal's bar, ~10 times a second: the one read in an epoch
+        char extra[64];
+        std::snprintf(extra, sizeof extra, "loss %.4f", model.epoch_stats().loss_sum / double(s + 1));
+        bar.update((s + 1) * (B + A), extra);
+      }
     }
-    double totals[2] = {loss_sum, double(correct)};
+    const Model::EpochStats stats = model.epoch_stats();
+    double totals[2] = {stats.loss_sum, double(stats.correct)};
     comm.sum(totals, 2);
-    loss_sum = totals[0];
-    correct = int64_t(totals[1]);
+    const double loss_sum = totals[0];
+    const int64_t correct = int64_t(totals[1]);
     EpochLog e;
     e.stage = options.stage;
     e.epoch = epoch;

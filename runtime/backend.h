@@ -23,6 +23,10 @@ class Backend {
   virtual void to_host(void* dst, const void* src, size_t bytes) = 0;
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;  // device to device
   virtual void synchronize() {}
+  // to_device() for a step's small host data (batch indices, labels, loss weights) without waiting: the
+  // backend copies `src` into its own page-locked staging first, so the caller may rewrite it at once.
+  // Stream-ordered like to_device(); not in graph mode.
+  virtual void upload(void* dst, const void* src, size_t bytes) { to_device(dst, src, bytes); }
   // Host memory for transfers: page-locked on CUDA (copies run at full bus speed, asynchronously),
   // plain on the CPU. Zeroed.
   virtual void* allocate_host(size_t bytes) { return allocate(bytes); }
@@ -64,6 +68,9 @@ class Backend {
   virtual double softmax_xent(int batch, int classes, const float* logits, const int32_t* label,
                               const float* weight, float* dlogits, float* probs) = 0;
   virtual void softmax(int batch, int classes, const float* logits, float* probs) = 0;
+  // Adds the last softmax_xent()'s loss and the correct rows among the first `rows` to stats[0, 2)
+  // (kernels/softmax_xent.h, step_stats), in backend memory.
+  virtual void step_stats(int rows, int classes, const float* probs, const int32_t* label, double* stats) = 0;
   virtual void sgd_update(size_t n, float lr, float momentum, float weight_decay, float* w,
                           const float* g, float* v) = 0;
   // Sums n floats of device memory over the ranks of `comm`, in place (data parallelism): the CPU

@@ -57,10 +57,14 @@ class CpuBackend final : public Backend {
   }
   double softmax_xent(int batch, int classes, const float* logits, const int32_t* label,
                       const float* weight, float* dlogits, float* probs) override {
-    return cpu::softmax_xent(batch, classes, logits, label, weight, dlogits, probs);
+    return last_loss_ = cpu::softmax_xent(batch, classes, logits, label, weight, dlogits, probs);
   }
   void softmax(int batch, int classes, const float* logits, float* probs) override {
     cpu::softmax(batch, classes, logits, probs);
+  }
+  double read_loss() override { return last_loss_; }
+  void step_stats(int rows, int classes, const float* probs, const int32_t* label, double* stats) override {
+    cpu::step_stats(rows, classes, probs, label, &last_loss_, stats);
   }
   void sgd_update(size_t n, float lr, float momentum, float weight_decay, float* w, const float* g,
                   float* v) override {
@@ -75,6 +79,7 @@ class CpuBackend final : public Backend {
 
  private:
   int threads_;  // fixed when the backend is made: the conv workspaces are sized for it
+  double last_loss_ = 0.0;  // softmax_xent()'s, for step_stats()
 };
 
 }  // namespace

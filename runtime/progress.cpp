@@ -20,10 +20,14 @@ double ProgressBar::seconds() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
 }
 
+bool ProgressBar::due(int64_t done) const {
+  return enabled_ && (std::chrono::steady_clock::now() - last_draw_ >= std::chrono::milliseconds(100) ||
+                      done >= total_);  // ~10 Hz
+}
+
 void ProgressBar::update(int64_t done, const std::string& extra) {
-  const auto now = std::chrono::steady_clock::now();
-  if (now - last_draw_ < std::chrono::milliseconds(100) && done < total_) return;  // ~10 Hz
-  last_draw_ = now;
+  if (!due(done)) return;
+  last_draw_ = std::chrono::steady_clock::now();
   draw(done, extra, false);
 }
 

@@ -12,6 +12,8 @@ class ProgressBar {
   ProgressBar(std::string label, int64_t total, std::string unit, bool enabled = true);
   ~ProgressBar();
   void update(int64_t done, const std::string& extra = "");
+  // Whether update(done) would draw now: compute what only the drawing needs (a device read) then.
+  bool due(int64_t done) const;
   void finish(const std::string& extra = "");
   double seconds() const;
 

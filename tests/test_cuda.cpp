@@ -204,6 +204,32 @@ TEST_F(CudaTest, SoftmaxCrossEntropyEqualsTheCpuTwin) {
   }
 }
 
+TEST_F(CudaTest, StepStatsEqualTheCpuTwin) {
+  const int rows = 517, classes = 3;
+  Twin p(*cpu, *gpu, rows * classes * 4), label(*cpu, *gpu, rows * 4), stats(*cpu, *gpu, 2 * sizeof(double));
+  std::vector<float> probs = random_vector(rows * classes, 12, 0.0f, 1.0f);
+  for (int r = 0; r < rows; r += 7) probs[size_t(r) * classes + 1] = probs[size_t(r) * classes];  // ties
+  p.set(probs);
+  std::vector<int32_t> labels(rows);
+  for (int r = 0; r < rows; ++r) labels[r] = r % 5 == 4 ? kUniformTarget : r % classes;
+  label.set(labels);
+  stats.set(std::vector<double>{0.5, 3.0});
+  // softmax_xent leaves its loss where step_stats reads it: one call on each backend first.
+  Twin z(*cpu, *gpu, 4 * classes * 4), w(*cpu, *gpu, 4 * 4), d(*cpu, *gpu, 4 * classes * 4);
+  z.set(random_vector(4 * classes, 13, -2.0f, 2.0f));
+  w.set(std::vector<float>(4, 0.25f));
+  const double lc = cpu->softmax_xent(4, classes, z.fc(), static_cast<int32_t*>(label.c), w.fc(), d.fc(), nullptr);
+  gpu->softmax_xent(4, classes, z.fg(), static_cast<int32_t*>(label.g), w.fg(), d.fg(), nullptr);
+  cpu->step_stats(rows, classes, p.fc(), static_cast<int32_t*>(label.c), static_cast<double*>(stats.c));
+  gpu->step_stats(rows, classes, p.fg(), static_cast<int32_t*>(label.g), static_cast<double*>(stats.g));
+  double sc[2], sg[2];
+  cpu->to_host(sc, stats.c, sizeof sc);
+  gpu->to_host(sg, stats.g, sizeof sg);
+  EXPECT_NEAR(sg[0], sc[0], 1e-6 * std::fabs(lc));
+  EXPECT_EQ(sg[1], sc[1]);
+  EXPECT_GT(sc[1], 3.0);
+}
+
 TEST_F(CudaTest, SgdAndGatherEqualTheCpuTwins) {
   const size_t n = 54321;
   Twin w(*cpu, *gpu, n * 4), g(*cpu, *gpu, n * 4), v(*cpu, *gpu, n * 4);

@@ -289,6 +289,21 @@ TEST(SoftmaxXent, WeightedLossAndGradientMatchDoubleReference) {
   }
 }
 
+// The epoch's loss and accuracy on the backend: the loss added, the rows whose largest probability (the
+// first on ties, as std::max_element) is the label counted; an anomaly row (uniform target) never is.
+TEST(StepStats, AddsTheLossAndCountsTheFirstLargestProbability) {
+  const float probs[] = {0.7f, 0.3f,  0.5f, 0.5f,  0.2f, 0.8f,  0.5f, 0.5f,  0.9f, 0.1f};
+  const int32_t label[] = {0, 0, 0, 1, kUniformTarget};
+  double stats[2] = {1.5, 2.0};
+  const double loss = 0.25;
+  cpu::step_stats(5, 2, probs, label, &loss, stats);
+  EXPECT_EQ(stats[0], 1.75);
+  EXPECT_EQ(stats[1], 2.0 + 2.0);  // rows 0 and 1 (a tie goes to class 0); not 2, 3 or the anomaly
+  cpu::step_stats(0, 2, probs, label, &loss, stats);  // no rows: the loss alone
+  EXPECT_EQ(stats[0], 2.0);
+  EXPECT_EQ(stats[1], 4.0);
+}
+
 // ---- SGD and gather --------------------------------------------------------------------------
 
 TEST(Sgd, MatchesPyTorchsMomentumRule) {

@@ -125,6 +125,39 @@ TEST_F(TrainTest, TheStepLossIsMethodsL1PlusLambdaL2) {
   EXPECT_NEAR(loss, l1 + lambda * l2, 1e-5 * (l1 + lambda * l2));
 }
 
+// An epoch's loss and accuracy add up where the steps run (no read per step): the same sums as the
+// synchronous steps' returned losses and the host's count of correct rows, and the same weights.
+TEST_F(TrainTest, EnqueuedStepsAddUpTheLossesAndAccuracyOfSynchronousSteps) {
+  TrainingRun run(dir / "data");
+  auto sync = run.model(), queued = run.model();
+  sync->set_params(initial_params(sync->graph(), 3));
+  queued->set_params(initial_params(queued->graph(), 3));
+  const int B = run.cfg.train.batch, C = 2;
+  std::vector<int32_t> label(B);
+  std::vector<float> weight(B, 1.0f / B), probs(size_t(B) * C);
+  std::vector<int64_t> index(B);
+  double loss_sum = 0.0;
+  int64_t correct = 0;
+  queued->reset_epoch_stats();
+  for (int step = 0; step < 3; ++step) {
+    for (int i = 0; i < B; ++i) index[i] = (step * B + 7 * i) % run.events.normal_train.rows();
+    for (int i = 0; i < B; ++i) label[i] = run.events.normal_train.label[size_t(index[i])];
+    const Pass pass{B, true, 1, uint64_t(step)};
+    sync->gather(sync->upload(run.events.normal_train), index.data(), B, 0);
+    loss_sum += sync->train_step(pass, label.data(), weight.data(), 0.01f, 0.9f, 0.0f, probs.data(), B);
+    for (int i = 0; i < B; ++i) correct += (probs[2 * i + 1] > probs[2 * i] ? 1 : 0) == label[i];
+    queued->gather(queued->upload(run.events.normal_train), index.data(), B, 0);
+    queued->enqueue_step(pass, label.data(), weight.data(), 0.01f, 0.9f, 0.0f, B);
+  }
+  const Model::EpochStats stats = queued->epoch_stats();
+  EXPECT_EQ(stats.loss_sum, loss_sum);
+  EXPECT_EQ(stats.correct, correct);
+  EXPECT_GT(correct, 0);
+  EXPECT_EQ(queued->params(), sync->params());
+  queued->reset_epoch_stats();
+  EXPECT_EQ(queued->epoch_stats().loss_sum, 0.0);
+}
+
 // train_stage, not a hand-made step: the aware rows of its batches carry the uniform target. (They once
 // kept label 0 after the data-parallel split, which pulled them to the first class instead.)
 TEST_F(TrainTest, TheAAStagePullsTheAwareClassesToTheUniformPrediction) {

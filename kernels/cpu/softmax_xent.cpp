@@ -47,4 +47,17 @@ void softmax(int batch, int classes, const float* logits, float* probs) {
     softmax_row(classes, logits + size_t(n) * classes, probs + size_t(n) * classes);
 }
 
+void step_stats(int rows, int classes, const float* probs, const int32_t* label, const double* loss, double* stats) {
+  int64_t correct = 0;
+  for (int r = 0; r < rows; ++r) {
+    const float* p = probs + size_t(r) * classes;
+    int best = 0;
+    for (int c = 1; c < classes; ++c)
+      if (p[c] > p[best]) best = c;
+    correct += best == label[r];
+  }
+  stats[0] += *loss;
+  stats[1] += double(correct);
+}
+
 }  // namespace aware::cpu

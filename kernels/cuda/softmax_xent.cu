@@ -52,6 +52,24 @@ __global__ void softmax_kernel(int batch, int classes, const float* __restrict__
   if (n < batch) softmax_row(classes, logits + size_t(n) * classes, probs + size_t(n) * classes);
 }
 
+// One block: each thread counts its rows; the count is an integer, so the sum is exact in any order.
+__global__ void step_stats_kernel(int rows, int classes, const float* __restrict__ probs,
+                                  const int32_t* __restrict__ label, const double* loss, double* stats) {
+  double correct = 0.0;
+  for (int r = threadIdx.x; r < rows; r += blockDim.x) {
+    const float* p = probs + size_t(r) * classes;
+    int best = 0;
+    for (int c = 1; c < classes; ++c)
+      if (p[c] > p[best]) best = c;
+    correct += best == label[r] ? 1.0 : 0.0;
+  }
+  const double total = block_sum(correct);
+  if (threadIdx.x == 0) {
+    stats[0] += *loss;
+    stats[1] += total;
+  }
+}
+
 }  // namespace
 
 void softmax_xent(int batch, int classes, const float* logits, const int32_t* label, const float* weight,
@@ -62,6 +80,12 @@ void softmax_xent(int batch, int classes, const float* logits, const int32_t* la
 
 void softmax(int batch, int classes, const float* logits, float* probs, cudaStream_t stream) {
   softmax_kernel<<<blocks_for(size_t(batch), kThreads), kThreads, 0, stream>>>(batch, classes, logits, probs);
+  AWARE_CUDA_LAUNCHED();
+}
+
+void step_stats(int rows, int classes, const float* probs, const int32_t* label, const double* loss, double* stats,
+                cudaStream_t stream) {
+  step_stats_kernel<<<1, kThreads, 0, stream>>>(rows, classes, probs, label, loss, stats);
   AWARE_CUDA_LAUNCHED();
 }
 

@@ -1,7 +1,8 @@
 // The CUDA backend: device memory and the kernels of kernels/cuda/, all on one stream, so that the
 // order of the calls is the order of the work (the graph runtime's contract) and a whole training step
-// can be captured as one CUDA graph. Host copies are asynchronous on the stream; to_host() and
-// softmax_xent() (which returns the loss) wait for it.
+// can be captured as one CUDA graph. Host copies are asynchronous on the stream; to_host(), to_device()
+// and softmax_xent() outside a graph (which returns the loss) wait for it; upload() (a step's indices,
+// labels and weights, through page-locked staging) does not.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -55,6 +56,7 @@ class CudaBackend final : public Backend {
     AWARE_CUDA_CHECK(cudaMalloc(&loss_device_, sizeof(double)));
     AWARE_CUDA_CHECK(cudaMalloc(&step_device_, sizeof(uint64_t)));
     AWARE_CUDA_CHECK(cudaMallocHost(&loss_host_, sizeof(double)));
+    for (Staging& slot : staging_) AWARE_CUDA_CHECK(cudaEventCreateWithFlags(&slot.done, cudaEventDisableTiming));
   }
   ~CudaBackend() override {
     cudaStreamSynchronize(comm_stream_);
@@ -63,6 +65,10 @@ class CudaBackend final : public Backend {
     graph_ = nullptr;
     nccl_.reset();
     cudnn_.reset();
+    for (Staging& slot : staging_) {
+      if (slot.host) cudaFreeHost(slot.host);
+      cudaEventDestroy(slot.done);
+    }
     cudaFree(step_device_);
     cudaFreeHost(loss_host_);
     cudaFree(loss_device_);
@@ -122,6 +128,30 @@ class CudaBackend final : public Backend {
     check(!graph_mode_, "CUDA graph step: a host copy inside the step");
     AWARE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
     wait();
+  }
+  // A ring of page-locked staging slots: a slot is reused once the copy from it, kStagingSlots uploads
+  // ago (several steps), has run, so the host waits only when it is that far ahead of the device.
+  void upload(void* dst, const void* src, size_t bytes) override {
+    check(!graph_mode_, "CUDA graph step: a host copy inside the step");
+    Staging& slot = staging_[next_staging_];
+    next_staging_ = (next_staging_ + 1) % kStagingSlots;
+    if (slot.in_flight) wait_for(slot.done);
+    if (slot.bytes < bytes) {
+      if (slot.host) AWARE_CUDA_CHECK(cudaFreeHost(slot.host));
+      slot.host = nullptr;
+      slot.bytes = 0;
+      if (cudaMallocHost(&slot.host, bytes) != cudaSuccess) {  // no page-locked memory: copy and wait
+        cudaGetLastError();
+        slot.host = nullptr;
+        to_device(dst, src, bytes);
+        return;
+      }
+      slot.bytes = bytes;
+    }
+    std::memcpy(slot.host, src, bytes);
+    AWARE_CUDA_CHECK(cudaMemcpyAsync(dst, slot.host, bytes, cudaMemcpyHostToDevice, stream_));
+    AWARE_CUDA_CHECK(cudaEventRecord(slot.done, stream_));
+    slot.in_flight = true;
   }
   void copy(void* dst, const void* src, size_t bytes) override {
     AWARE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
@@ -213,6 +243,9 @@ class CudaBackend final : public Backend {
   void softmax(int batch, int classes, const float* logits, float* probs) override {
     cuda::softmax(batch, classes, logits, probs, stream_);
   }
+  void step_stats(int rows, int classes, const float* probs, const int32_t* label, double* stats) override {
+    cuda::step_stats(rows, classes, probs, label, loss_device_, stats, stream_);
+  }
   void sgd_update(size_t n, float lr, float momentum, float weight_decay, float* w, const float* g,
                   float* v) override {
     cuda::sgd_update(n, lr, momentum, weight_decay, w, g, v, stream_);
@@ -247,6 +280,18 @@ class CudaBackend final : public Backend {
       AWARE_CUDA_CHECK(cudaStreamSynchronize(stream_));
       return;
     }
+    poll([this] { return cudaStreamQuery(stream_); });
+  }
+  // Waits for an event recorded on the stream, the same way.
+  void wait_for(cudaEvent_t event) {
+    if (!nccl_) {
+      AWARE_CUDA_CHECK(cudaEventSynchronize(event));
+      return;
+    }
+    poll([event] { return cudaEventQuery(event); });
+  }
+  template <class Query>
+  void poll(Query query) {
     static const double timeout = [] {
       const char* v = std::getenv("AWARE_COLLECTIVE_TIMEOUT");
       const double t = v ? std::atof(v) : 600.0;
@@ -255,7 +300,7 @@ class CudaBackend final : public Backend {
     }();
     const auto start = std::chrono::steady_clock::now();
     for (int polls = 0;; ++polls) {
-      const cudaError_t status = cudaStreamQuery(stream_);
+      const cudaError_t status = query();
       if (status == cudaSuccess) return;
       if (status != cudaErrorNotReady) AWARE_CUDA_CHECK(status);
       if (const ncclResult_t e = nccl_->async_error(); e != ncclSuccess && e != ncclInProgress) {
@@ -297,6 +342,15 @@ class CudaBackend final : public Backend {
   cudaGraphExec_t graph_ = nullptr;  // the captured step
   uint64_t* step_device_ = nullptr;  // the step of the replay, for dropout
   uint64_t graph_id_ = 0;            // of the captured graph
+  struct Staging {                   // upload()'s ring
+    void* host = nullptr;            // page-locked
+    size_t bytes = 0;
+    cudaEvent_t done = nullptr;      // recorded after the copy from it
+    bool in_flight = false;
+  };
+  static constexpr int kStagingSlots = 16;  // a step uploads 4 (2 index sets, labels, weights)
+  Staging staging_[kStagingSlots];
+  int next_staging_ = 0;
 };
 
 }  // namespace
