@@ -25,8 +25,10 @@ Model::Model(Backend& backend, const NetworkSpec& network, const std::vector<int
   probs_ = g.request(rows * classes * sizeof(float));
   stats_ = g.request(2 * sizeof(double));
   if (training) momentum_ = g.request(g.param_count() * sizeof(float));
-  staging_ = g.request(rows * row * sizeof(float));
-  staging_scale_ = g.request(rows * sizeof(float));
+  for (int slot = 0; slot < 2; ++slot) {
+    staging_[slot] = g.request(rows * row * sizeof(float));
+    staging_scale_[slot] = g.request(rows * sizeof(float));
+  }
   col_shift_ = g.request(row * sizeof(float));
   col_scale_ = g.request(row * sizeof(float));
   g.plan();
@@ -186,19 +188,28 @@ std::vector<float> Model::predict(const float* raw, int64_t rows) {
   Graph& g = *graph_;
   std::vector<float> out(size_t(rows) * classes_);
   const size_t row = row_size();
-  for (int64_t begin = 0; begin < rows; begin += max_batch()) {
-    const int n = int(std::min<int64_t>(max_batch(), rows - begin));
+  const int64_t batch = max_batch();
+  // Batch k + 1 is copied (prefetch, into the other staging buffer) while batch k is computed.
+  std::vector<float> scales[2];
+  const auto stage = [&](int64_t begin) {
+    const int n = int(std::min<int64_t>(batch, rows - begin));
+    const int slot = int((begin / batch) % 2);
     const float* chunk = raw + size_t(begin) * row;
-    const std::vector<float> scales = normaliser_.row_scales(chunk, n, int64_t(row));
-    backend_.to_device(buffer(staging_), chunk, size_t(n) * row * sizeof(float));
-    backend_.to_device(buffer(staging_scale_), scales.data(), size_t(n) * sizeof(float));
-    backend_.gather_normalise(n, int(row), buffer(staging_), g.ptr<int64_t>(iota_),
-                              buffer(staging_scale_), buffer(col_shift_), buffer(col_scale_),
-                              g.input());
+    scales[slot] = normaliser_.row_scales(chunk, n, int64_t(row));
+    backend_.prefetch(buffer(staging_[slot]), chunk, size_t(n) * row * sizeof(float));
+    backend_.prefetch(buffer(staging_scale_[slot]), scales[slot].data(), size_t(n) * sizeof(float));
+  };
+  if (rows > 0) stage(0);
+  for (int64_t begin = 0; begin < rows; begin += batch) {
+    const int n = int(std::min<int64_t>(batch, rows - begin));
+    const int slot = int((begin / batch) % 2);
+    backend_.await_prefetch();
+    backend_.gather_normalise(n, int(row), buffer(staging_[slot]), g.ptr<int64_t>(iota_),
+                              buffer(staging_scale_[slot]), buffer(col_shift_), buffer(col_scale_), g.input());
+    if (begin + batch < rows) stage(begin + batch);  // after the gather that read its buffers last time
     g.forward(Pass{n, false, 0, 0});
     backend_.softmax(n, classes_, g.output(), buffer(probs_));
-    backend_.to_host(out.data() + size_t(begin) * classes_, buffer(probs_),
-                     size_t(n) * classes_ * sizeof(float));
+    backend_.to_host(out.data() + size_t(begin) * classes_, buffer(probs_), size_t(n) * classes_ * sizeof(float));
   }
   return out;
 }

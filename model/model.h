@@ -98,7 +98,8 @@ class Model {
   std::unique_ptr<Graph> graph_;
   int classes_;
   Normaliser normaliser_;
-  Buffer index_, label_, weight_, probs_, stats_, momentum_, staging_, staging_scale_, iota_, col_shift_, col_scale_;
+  Buffer index_, label_, weight_, probs_, stats_, momentum_, iota_, col_shift_, col_scale_;
+  Buffer staging_[2], staging_scale_[2];  // predict(): one batch copied while the other is computed
   std::vector<void*> uploads_;
   std::map<const EventSet*, DeviceEvents> uploaded_;
 };

@@ -27,6 +27,12 @@ class Backend {
   // backend copies `src` into its own page-locked staging first, so the caller may rewrite it at once.
   // Stream-ordered like to_device(); not in graph mode.
   virtual void upload(void* dst, const void* src, size_t bytes) { to_device(dst, src, bytes); }
+  // Copy-compute overlap for scoring (CUDA: a second stream). prefetch() copies host memory to the
+  // device after the work enqueued so far and alongside the work enqueued next; await_prefetch() makes
+  // the work enqueued after it wait for every prefetch so far. The source must stay unchanged until the
+  // next wait for the device (page-locked for a copy that does not block the host). Elsewhere: to_device().
+  virtual void prefetch(void* dst, const void* src, size_t bytes) { to_device(dst, src, bytes); }
+  virtual void await_prefetch() {}
   // Host memory for transfers: page-locked on CUDA (copies run at full bus speed, asynchronously),
   // plain on the CPU. Zeroed.
   virtual void* allocate_host(size_t bytes) { return allocate(bytes); }

@@ -283,6 +283,24 @@ class CudaTrainingTest : public CudaTest {
   std::filesystem::path dir;
 };
 
+// Scoring copies batch k + 1 on a second stream while batch k is computed: the probabilities of
+// several batches, the last one short, equal the CPU's.
+TEST_F(CudaTrainingTest, PredictOverlappingCopiesEqualsTheCpu) {
+  const RunConfig cfg = parse_config(testing::synthetic_config(dir / "data"), "synthetic.toml");
+  const Events events = load_events(cfg);
+  auto mc = make_model(*cpu, cfg, events.normal_train.event_shape, events.normaliser);
+  auto mg = make_model(*gpu, cfg, events.normal_train.event_shape, events.normaliser);
+  const auto p0 = initial_params(mc->graph(), cfg.seed);
+  mc->set_params(p0);
+  mg->set_params(p0);
+  const int64_t rows = std::min<int64_t>(events.normal_train.rows(), 2 * mc->max_batch() + 3);
+  ASSERT_GT(rows, int64_t(mc->max_batch()));
+  const auto pc = mc->predict(events.normal_train.x.data(), rows);
+  const auto pg = mg->predict(events.normal_train.x.data(), rows);
+  ASSERT_EQ(pc.size(), pg.size());
+  for (size_t i = 0; i < pc.size(); ++i) EXPECT_NEAR(pg[i], pc[i], 1e-5) << i;
+}
+
 TEST_F(CudaTrainingTest, OneAndTenStepsEqualTheCpuBackend) {
   const RunConfig cfg = parse_config(testing::synthetic_config(dir / "data"), "synthetic.toml");
   const Events events = load_events(cfg);

@@ -47,6 +47,9 @@ class CudaBackend final : public Backend {
     AWARE_CUDA_CHECK(cudaStreamCreateWithFlags(&comm_stream_, cudaStreamNonBlocking));
     AWARE_CUDA_CHECK(cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming));
     AWARE_CUDA_CHECK(cudaEventCreateWithFlags(&join_, cudaEventDisableTiming));
+    AWARE_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
+    AWARE_CUDA_CHECK(cudaEventCreateWithFlags(&before_copy_, cudaEventDisableTiming));
+    AWARE_CUDA_CHECK(cudaEventCreateWithFlags(&copied_, cudaEventDisableTiming));
     check(cublasCreate(&cublas_) == CUBLAS_STATUS_SUCCESS, "cuBLAS: cannot create a handle");
     // Exact FP32 by default: no TF32 tensor-core rounding unless asked for.
     const bool tf32 = options.precision == "tf32";
@@ -59,6 +62,7 @@ class CudaBackend final : public Backend {
     for (Staging& slot : staging_) AWARE_CUDA_CHECK(cudaEventCreateWithFlags(&slot.done, cudaEventDisableTiming));
   }
   ~CudaBackend() override {
+    cudaStreamSynchronize(copy_stream_);
     cudaStreamSynchronize(comm_stream_);
     cudaStreamSynchronize(stream_);
     if (graph_) cudaGraphExecDestroy(graph_);  // before the NCCL communicator its nodes use
@@ -75,6 +79,9 @@ class CudaBackend final : public Backend {
     cublasDestroy(cublas_);
     cudaEventDestroy(fork_);
     cudaEventDestroy(join_);
+    cudaEventDestroy(before_copy_);
+    cudaEventDestroy(copied_);
+    cudaStreamDestroy(copy_stream_);
     cudaStreamDestroy(comm_stream_);
     cudaStreamDestroy(stream_);
   }
@@ -95,6 +102,7 @@ class CudaBackend final : public Backend {
     return p;
   }
   void release(void* p) override {
+    cudaStreamSynchronize(copy_stream_);
     cudaStreamSynchronize(stream_);
     cudaFree(p);
   }
@@ -152,6 +160,18 @@ class CudaBackend final : public Backend {
     AWARE_CUDA_CHECK(cudaMemcpyAsync(dst, slot.host, bytes, cudaMemcpyHostToDevice, stream_));
     AWARE_CUDA_CHECK(cudaEventRecord(slot.done, stream_));
     slot.in_flight = true;
+  }
+  void prefetch(void* dst, const void* src, size_t bytes) override {
+    check(!graph_mode_, "CUDA graph step: a host copy inside the step");
+    AWARE_CUDA_CHECK(cudaEventRecord(before_copy_, stream_));  // after what reads dst so far
+    AWARE_CUDA_CHECK(cudaStreamWaitEvent(copy_stream_, before_copy_, 0));
+    AWARE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, copy_stream_));
+    AWARE_CUDA_CHECK(cudaEventRecord(copied_, copy_stream_));
+    prefetched_ = true;
+  }
+  void await_prefetch() override {
+    if (prefetched_) AWARE_CUDA_CHECK(cudaStreamWaitEvent(stream_, copied_, 0));
+    prefetched_ = false;
   }
   void copy(void* dst, const void* src, size_t bytes) override {
     AWARE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
@@ -330,6 +350,9 @@ class CudaBackend final : public Backend {
   int device_ = 0;
   cudaStream_t stream_ = nullptr;
   cudaStream_t comm_stream_ = nullptr;  // the bucketed all-reduces
+  cudaStream_t copy_stream_ = nullptr;  // prefetch(): scoring's host-to-device copies
+  cudaEvent_t before_copy_ = nullptr, copied_ = nullptr;
+  bool prefetched_ = false;
   cudaEvent_t fork_ = nullptr, join_ = nullptr;
   bool pending_reduce_ = false;
   std::set<void*> pinned_;  // allocate_host's page-locked blocks
