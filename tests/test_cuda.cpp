@@ -280,6 +280,15 @@ class CudaTrainingTest : public CudaTest {
   void TearDown() override {
     if (!dir.empty()) std::filesystem::remove_all(dir);
   }
+  // The config's model on the CPU and on the GPU, with the same initial weights.
+  std::pair<std::unique_ptr<Model>, std::unique_ptr<Model>> twin_models(const RunConfig& cfg, const Events& events) {
+    auto mc = make_model(*cpu, cfg, events.normal_train.event_shape, events.normaliser);
+    auto mg = make_model(*gpu, cfg, events.normal_train.event_shape, events.normaliser);
+    const auto p0 = initial_params(mc->graph(), cfg.seed);
+    mc->set_params(p0);
+    mg->set_params(p0);
+    return {std::move(mc), std::move(mg)};
+  }
   std::filesystem::path dir;
 };
 
@@ -288,11 +297,7 @@ class CudaTrainingTest : public CudaTest {
 TEST_F(CudaTrainingTest, PredictOverlappingCopiesEqualsTheCpu) {
   const RunConfig cfg = parse_config(testing::synthetic_config(dir / "data"), "synthetic.toml");
   const Events events = load_events(cfg);
-  auto mc = make_model(*cpu, cfg, events.normal_train.event_shape, events.normaliser);
-  auto mg = make_model(*gpu, cfg, events.normal_train.event_shape, events.normaliser);
-  const auto p0 = initial_params(mc->graph(), cfg.seed);
-  mc->set_params(p0);
-  mg->set_params(p0);
+  auto [mc, mg] = twin_models(cfg, events);
   const int64_t rows = std::min<int64_t>(events.normal_train.rows(), 2 * mc->max_batch() + 3);
   ASSERT_GT(rows, int64_t(mc->max_batch()));
   const auto pc = mc->predict(events.normal_train.x.data(), rows);
@@ -304,11 +309,7 @@ TEST_F(CudaTrainingTest, PredictOverlappingCopiesEqualsTheCpu) {
 TEST_F(CudaTrainingTest, OneAndTenStepsEqualTheCpuBackend) {
   const RunConfig cfg = parse_config(testing::synthetic_config(dir / "data"), "synthetic.toml");
   const Events events = load_events(cfg);
-  auto mc = make_model(*cpu, cfg, events.normal_train.event_shape, events.normaliser);
-  auto mg = make_model(*gpu, cfg, events.normal_train.event_shape, events.normaliser);
-  const auto p0 = initial_params(mc->graph(), cfg.seed);
-  mc->set_params(p0);
-  mg->set_params(p0);
+  auto [mc, mg] = twin_models(cfg, events);
   const int B = cfg.train.batch;
   const DeviceEvents nc = mc->upload(events.normal_train), ng = mg->upload(events.normal_train);
   const DeviceEvents ac = mc->upload(events.anomalies), ag = mg->upload(events.anomalies);
