@@ -21,7 +21,8 @@ class ConvNode final : public Node {
     std::ostringstream o;
     o << "conv3x3 " << shape_.in_c << "x" << shape_.in_h << "x" << shape_.in_w << " -> "
       << shape_.out_c << "x" << shape_.out_h() << "x" << shape_.out_w() << " (pad " << shape_.pad
-      << (shape_.relu ? ", relu" : "") << (shape_.pool ? ", maxpool 2" : "") << ")";
+      << (shape_.relu ? ", relu" : "") << (shape_.pool ? ", maxpool 2" : "")
+      << (shape_.bf16_act ? ", bf16 act" : "") << ")";
     return o.str();
   }
   size_t param_count() const override { return shape_.weight_size() + shape_.out_c; }
@@ -30,9 +31,12 @@ class ConvNode final : public Node {
     init_uniform(p, param_count(), bound, seed, stream);
   }
   void plan(Graph& g, int max_batch) override {
+    // The saved activations of a pooled layer are the backend's to store as BF16; without a pool
+    // act is y, the next layer's FP32 input.
+    shape_.bf16_act = shape_.pool && g.backend().bf16_storage();
     ConvShape s = shape_;
     s.batch = max_batch;
-    act_ = shape_.pool ? g.request(sizeof(float) * s.act_size() * max_batch) : Buffer{};
+    act_ = shape_.pool ? g.request(s.act_bytes() * max_batch) : Buffer{};
     workspace_ = g.request(g.backend().conv_workspace_bytes(s));
   }
   void forward(Graph& g, const Pass& pass) override {
@@ -60,7 +64,7 @@ class ConvNode final : public Node {
   }
   const float* weights(Graph& g) const { return g.params() + param_offset; }
   const float* bias(Graph& g) const { return g.params() + param_offset + shape_.weight_size(); }
-  float* act(Graph& g, float* y) const { return shape_.pool ? g.ptr(act_) : y; }
+  void* act(Graph& g, float* y) const { return shape_.pool ? g.ptr<void>(act_) : y; }
 
   ConvShape shape_;
   Buffer act_, workspace_;

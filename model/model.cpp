@@ -74,13 +74,21 @@ std::vector<float> Model::momentum() const {
 DeviceEvents Model::upload(const EventSet& set) {
   if (auto it = uploaded_.find(&set); it != uploaded_.end()) return it->second;
   const std::vector<float> scales = normaliser_.row_scales(set.x.data(), set.rows(), set.row_size);
-  float* x = static_cast<float*>(backend_.allocate(set.x.size() * sizeof(float)));
+  const bool bf16_events = backend_.bf16_storage();
+  const size_t bytes = set.x.size() * (bf16_events ? sizeof(bf16) : sizeof(float));
+  void* x = backend_.allocate(bytes);
   float* s = static_cast<float*>(backend_.allocate(scales.size() * sizeof(float)));
   uploads_.push_back(x);
   uploads_.push_back(s);
-  backend_.to_device(x, set.x.data(), set.x.size() * sizeof(float));
+  if (bf16_events) {
+    std::vector<bf16> stored(set.x.size());
+    to_bf16(set.x.data(), set.x.size(), stored.data());
+    backend_.to_device(x, stored.data(), bytes);
+  } else {
+    backend_.to_device(x, set.x.data(), bytes);
+  }
   backend_.to_device(s, scales.data(), scales.size() * sizeof(float));
-  return uploaded_[&set] = DeviceEvents{x, s, set.rows()};
+  return uploaded_[&set] = DeviceEvents{x, s, set.rows(), bf16_events};
 }
 
 void Model::gather(const DeviceEvents& events, const int64_t* host_index, int n, int at) {
@@ -92,7 +100,7 @@ void Model::gather(const DeviceEvents& events, const int64_t* host_index, int n,
 }
 
 void Model::launch_gather(const DeviceEvents& events, int n, int at) {
-  backend_.gather_normalise(n, int(row_size()), events.x, graph_->ptr<int64_t>(index_) + at, events.row_scale,
+  backend_.gather_normalise(n, int(row_size()), events.x, events.bf16, graph_->ptr<int64_t>(index_) + at, events.row_scale,
                             buffer(col_shift_), buffer(col_scale_), graph_->input() + size_t(at) * row_size());
 }
 
@@ -190,13 +198,20 @@ std::vector<float> Model::predict(const float* raw, int64_t rows) {
   const size_t row = row_size();
   const int64_t batch = max_batch();
   // Batch k + 1 is copied (prefetch, into the other staging buffer) while batch k is computed.
+  const bool bf16_events = backend_.bf16_storage();
   std::vector<float> scales[2];
   const auto stage = [&](int64_t begin) {
     const int n = int(std::min<int64_t>(batch, rows - begin));
     const int slot = int((begin / batch) % 2);
     const float* chunk = raw + size_t(begin) * row;
     scales[slot] = normaliser_.row_scales(chunk, n, int64_t(row));
-    backend_.prefetch(buffer(staging_[slot]), chunk, size_t(n) * row * sizeof(float));
+    if (bf16_events) {  // half the bytes over the bus
+      staging_bf16_[slot].resize(size_t(n) * row);
+      to_bf16(chunk, size_t(n) * row, staging_bf16_[slot].data());
+      backend_.prefetch(buffer(staging_[slot]), staging_bf16_[slot].data(), size_t(n) * row * sizeof(bf16));
+    } else {
+      backend_.prefetch(buffer(staging_[slot]), chunk, size_t(n) * row * sizeof(float));
+    }
     backend_.prefetch(buffer(staging_scale_[slot]), scales[slot].data(), size_t(n) * sizeof(float));
   };
   if (rows > 0) stage(0);
@@ -204,7 +219,7 @@ std::vector<float> Model::predict(const float* raw, int64_t rows) {
     const int n = int(std::min<int64_t>(batch, rows - begin));
     const int slot = int((begin / batch) % 2);
     backend_.await_prefetch();
-    backend_.gather_normalise(n, int(row), buffer(staging_[slot]), g.ptr<int64_t>(iota_),
+    backend_.gather_normalise(n, int(row), buffer(staging_[slot]), bf16_events, g.ptr<int64_t>(iota_),
                               buffer(staging_scale_[slot]), buffer(col_shift_), buffer(col_scale_), g.input());
     if (begin + batch < rows) stage(begin + batch);  // after the gather that read its buffers last time
     g.forward(Pass{n, false, 0, 0});

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/bf16.h"
 #include "model/data.h"
 #include "model/network.h"
 #include "runtime/backend.h"
@@ -15,11 +16,13 @@
 
 namespace aware {
 
-// Events resident on the backend: raw values and their per-event normalisation factors.
+// Events resident on the backend: raw values (floats, or BF16 with the backend's bf16 storage) and
+// their per-event normalisation factors (FP32, from the full-precision values).
 struct DeviceEvents {
-  const float* x = nullptr;
+  const void* x = nullptr;
   const float* row_scale = nullptr;
   int64_t rows = 0;
+  bool bf16 = false;
 };
 
 class Model {
@@ -100,6 +103,7 @@ class Model {
   Normaliser normaliser_;
   Buffer index_, label_, weight_, probs_, stats_, momentum_, iota_, col_shift_, col_scale_;
   Buffer staging_[2], staging_scale_[2];  // predict(): one batch copied while the other is computed
+  std::vector<bf16> staging_bf16_[2];     // predict() with bf16 storage: the host side of staging_
   std::vector<void*> uploads_;
   std::map<const EventSet*, DeviceEvents> uploaded_;
 };

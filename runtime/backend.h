@@ -58,9 +58,9 @@ class Backend {
   // Kernels (see kernels/*.h for their exact semantics).
   virtual size_t conv_workspace_bytes(const ConvShape& s) = 0;
   virtual void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w,
-                                      const float* b, float* act, float* y, void* workspace) = 0;
+                                      const float* b, void* act, float* y, void* workspace) = 0;
   virtual void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
-                                       const float* act, const float* dy, float* dx, float* dw,
+                                       const void* act, const float* dy, float* dx, float* dw,
                                        float* db, void* workspace) = 0;
   virtual void linear_forward(int batch, int in, int out, bool relu, const float* x, const float* w,
                               const float* b, float* y) = 0;
@@ -87,14 +87,21 @@ class Backend {
   // kernel. The CPU backend sums at once (blocking MPI); the CUDA backend on a second stream.
   virtual void all_reduce_start(float* data, size_t n, Communicator& comm) { all_reduce_sum(data, n, comm); }
   virtual void all_reduce_wait() {}
-  virtual void gather_normalise(int rows, int row_size, const float* in, const int64_t* index,
+  virtual void gather_normalise(int rows, int row_size, const void* in, bool in_bf16, const int64_t* index,
                                 const float* row_scale, const float* col_shift,
                                 const float* col_scale, float* out) = 0;
+
+  // --precision bf16: events and the pooled layers' saved activations are stored as BF16 (half the
+  // bytes), all arithmetic and every other buffer FP32. Both backends do it, the CPU as the reference.
+  bool bf16_storage() const { return precision_ == "bf16"; }
+
+ protected:
+  std::string precision_ = "fp32";
 };
 
-// How the CUDA backend computes: conv "fused" (our kernels) or "cudnn"; precision "fp32" (exact) or
-// "tf32" (tensor cores in cuBLAS and cuDNN; our fused kernels stay FP32). The CPU backend takes the
-// defaults only.
+// How a backend computes: conv "fused" (our kernels) or "cudnn" (CUDA); precision "fp32" (exact),
+// "tf32" (CUDA: tensor cores in cuBLAS and cuDNN; our fused kernels stay FP32) or "bf16" (BF16
+// storage, FP32 arithmetic: Backend::bf16_storage(); fused conv only; CPU and CUDA).
 struct BackendOptions {
   std::string conv = "fused";
   std::string precision = "fp32";

@@ -17,8 +17,8 @@ namespace {
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend() : threads_(omp_get_max_threads()) {}
-  std::string name() const override { return "cpu"; }
+  explicit CpuBackend(const std::string& precision) : threads_(omp_get_max_threads()) { precision_ = precision; }
+  std::string name() const override { return bf16_storage() ? "cpu (bf16 storage)" : "cpu"; }
 
   void* allocate(size_t bytes) override {
     const size_t rounded = (bytes + 63) / 64 * 64;
@@ -36,10 +36,10 @@ class CpuBackend final : public Backend {
     return cpu::conv_relu_pool_workspace(s, threads_) * sizeof(float);
   }
   void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, const float* b,
-                              float* act, float* y, void* ws) override {
+                              void* act, float* y, void* ws) override {
     cpu::conv_relu_pool_forward(s, x, w, b, act, y, static_cast<float*>(ws), threads_);
   }
-  void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w, const float* act,
+  void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w, const void* act,
                                const float* dy, float* dx, float* dw, float* db, void* ws) override {
     cpu::conv_relu_pool_backward(s, x, w, act, dy, dx, dw, db, static_cast<float*>(ws), threads_);
   }
@@ -71,10 +71,10 @@ class CpuBackend final : public Backend {
     cpu::sgd_update(n, lr, momentum, weight_decay, w, g, v);
   }
   void all_reduce_sum(float* data, size_t n, Communicator& comm) override { comm.sum(data, n); }
-  void gather_normalise(int rows, int row_size, const float* in, const int64_t* index,
+  void gather_normalise(int rows, int row_size, const void* in, bool in_bf16, const int64_t* index,
                         const float* row_scale, const float* col_shift, const float* col_scale,
                         float* out) override {
-    cpu::gather_normalise(rows, row_size, in, index, row_scale, col_shift, col_scale, out);
+    cpu::gather_normalise(rows, row_size, in, in_bf16, index, row_scale, col_shift, col_scale, out);
   }
 
  private:
@@ -84,7 +84,9 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+std::unique_ptr<Backend> make_cpu_backend(const std::string& precision) {
+  return std::make_unique<CpuBackend>(precision);
+}
 
 #if defined(AWARE_CUDA)
 std::unique_ptr<Backend> make_cuda_backend(const BackendOptions& options);  // runtime/cuda/, when built with CUDA
@@ -93,21 +95,23 @@ bool cuda_device_present();
 
 std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOptions& options) {
   check(options.conv == "fused" || options.conv == "cudnn", "--conv: '" + options.conv + "' is not fused or cudnn");
-  check(options.precision == "fp32" || options.precision == "tf32",
-        "--precision: '" + options.precision + "' is not fp32 or tf32");
-  const bool defaults = options.conv == "fused" && options.precision == "fp32";
+  check(options.precision == "fp32" || options.precision == "tf32" || options.precision == "bf16",
+        "--precision: '" + options.precision + "' is not fp32, tf32 or bf16");
+  // BF16 storage is the fused kernels' (cuDNN's legacy calls would need BF16 tensors throughout).
+  check(options.precision != "bf16" || options.conv == "fused", "--precision bf16 needs --conv fused");
+  const bool cpu_capable = options.conv == "fused" && options.precision != "tf32";
   if (device == "cpu") {
-    check(defaults, "--conv cudnn and --precision tf32 need --device cuda");
-    return make_cpu_backend();
+    check(cpu_capable, "--conv cudnn and --precision tf32 need --device cuda");
+    return make_cpu_backend(options.precision);
   }
 #if defined(AWARE_CUDA)
   if (device == "cuda" || (device == "auto" && cuda_device_present())) return make_cuda_backend(options);
 #else
-  check(device != "cuda", "--device cuda: this build of aware has no CUDA backend yet (use cpu)");
+  check(device != "cuda", "--device cuda: this build of aware has no CUDA backend (it was built without nvcc; use cpu)");
 #endif
   check(device == "auto" || device == "cuda", "--device: unknown device '" + device + "' (cpu|cuda|auto)");
-  check(defaults, "--conv cudnn and --precision tf32 need a CUDA device");
-  return make_cpu_backend();
+  check(cpu_capable, "--conv cudnn and --precision tf32 need a CUDA device");
+  return make_cpu_backend(options.precision);
 }
 
 bool cuda_available() {

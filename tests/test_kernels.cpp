@@ -325,7 +325,7 @@ TEST(Gather, NormalisesRowsAndColumns) {
              shift = random_vector(cols, 52), scale = random_vector(cols, 53, 0.5f, 2.0f);
   const std::vector<int64_t> index{10, 0, 3, 3, 7};
   auto out = poisoned(n * cols);
-  cpu::gather_normalise(n, cols, in.data(), index.data(), rs.data(), shift.data(), scale.data(), out.data());
+  cpu::gather_normalise(n, cols, in.data(), false, index.data(), rs.data(), shift.data(), scale.data(), out.data());
   for (int i = 0; i < n; ++i)
     for (int j = 0; j < cols; ++j) {
       const double ref = (double(in[index[i] * cols + j]) * rs[index[i]] - shift[j]) * scale[j];

@@ -35,7 +35,9 @@ struct Common {
 void add_common(CLI::App* app, Common& c) {
   app->add_option("--device", c.device, "cpu | cuda | auto (default: the config's, else cpu)");
   app->add_option("--conv", c.conv, "CUDA convolutions: fused (ours) | cudnn (default: the config's, else fused)");
-  app->add_option("--precision", c.precision, "CUDA arithmetic: fp32 (exact) | tf32 (tensor cores in cuBLAS/cuDNN)");
+  app->add_option("--precision", c.precision,
+                  "fp32 (exact) | tf32 (CUDA: tensor cores in cuBLAS/cuDNN) | bf16 (events and saved "
+                  "activations stored as BF16, FP32 arithmetic)");
   app->add_option("--threads", c.threads, "CPU threads (default: the config's, else all cores)");
   app->add_flag("-q,--quiet", c.quiet, "no progress output");
 }

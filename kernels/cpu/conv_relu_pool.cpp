@@ -9,6 +9,8 @@
 // function of the batch, not of the threads), each accumulating its own weight-gradient partial
 // sum; the partial sums are added in slot order, so the gradients are the same bit for bit with
 // any number of threads.
+// BF16 activations (s.bf16_act): the forward pass convolves into FP32 scratch, rounds, stores the BF16
+// values and pools the rounded ones; the backward pass widens each image's act back to FP32 scratch.
 #include "kernels/conv_relu_pool.h"
 
 #include <omp.h>
@@ -17,7 +19,9 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/bf16.h"
 #include "kernels/cpu/conv3x3_direct.h"
+#include "runtime/error.h"
 
 namespace aware::cpu {
 namespace {
@@ -97,7 +101,8 @@ size_t conv_relu_pool_workspace(const ConvShape& s, int threads) {
 }
 
 void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, const float* b,
-                            float* act, float* y, float* workspace, int threads) {
+                            void* act, float* y, float* workspace, int threads) {
+  check(!s.bf16_act || s.pool, "conv: BF16 activations need the pool (without it act is the output y)");
   float* packed = workspace;
   direct::pack_weights(w, s.out_c, s.in_c, false, packed);
   const int P = plane(s);
@@ -105,8 +110,16 @@ void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, 
   for (int n = 0; n < s.batch; ++n) {
     const Scratch t = thread_scratch(s, workspace);
     pad_input(s, x + size_t(n) * s.in_size(), t.input);
-    float* a = act + size_t(n) * s.act_size();
+    // With BF16 storage the FP32 result goes to scratch (t.g, unused in the forward pass) first.
+    float* a = s.bf16_act ? t.g : static_cast<float*>(act) + size_t(n) * s.act_size();
     direct::conv(t.input, s.in_c, input_ld(s), packed, s.out_c, s.conv_h(), b, s.relu, a, t.wide);
+    if (s.bf16_act) {
+      bf16* stored = static_cast<bf16*>(act) + size_t(n) * s.act_size();
+      for (size_t i = 0; i < s.act_size(); ++i) {
+        stored[i] = to_bf16(a[i]);
+        a[i] = from_bf16(stored[i]);  // pool what the backward pass will see
+      }
+    }
     if (!s.pool) {
       if (y != act) std::memcpy(y + size_t(n) * s.out_size(), a, s.act_size() * sizeof(float));
       continue;
@@ -121,9 +134,10 @@ void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, 
   }
 }
 
-void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w, const float* act,
+void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w, const void* act,
                              const float* dy, float* dx, float* dw, float* db, float* workspace,
                              int threads) {
+  check(!s.bf16_act || s.pool, "conv: BF16 activations need the pool (without it act is the output y)");
   const int slots = slot_count(s.batch), P = plane(s), ld = input_ld(s), cw = s.conv_w();
   const size_t partial_size = partial_floats(s), g_plane = direct::grad_plane(s.conv_h(), ld);
   float* flipped = workspace + direct::packed_size(s.out_c, s.in_c);
@@ -137,7 +151,12 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
     float* db_part = dw_part + s.weight_size() * direct::kLanes;
     std::memset(dw_part, 0, partial_size * sizeof(float));
     for (int n = slot_begin(slot, slots, s.batch); n < slot_begin(slot + 1, slots, s.batch); ++n) {
-      const float* a = act + size_t(n) * s.act_size();
+      const float* a = static_cast<const float*>(act) + size_t(n) * s.act_size();
+      if (s.bf16_act) {  // widened into t.wide, which the input gradient only uses after this image's routing
+        const bf16* stored = static_cast<const bf16*>(act) + size_t(n) * s.act_size();
+        for (size_t i = 0; i < s.act_size(); ++i) t.wide[i] = from_bf16(stored[i]);
+        a = t.wide;
+      }
       const float* gy = dy + size_t(n) * s.out_size();
       // The pre-activation gradient: through the pool (to the first maximum), then the ReLU; also
       // written out in the wide layout (rows of ld, the extra columns zero) for weight_grad().

@@ -14,6 +14,7 @@
 //   dx   = full correlation of dact with the flipped weights, blocked like the forward
 //   dw, db: one block per (out channel, in channel) reducing over images and pixels in a fixed order
 //           (deterministic, as the CPU's).
+#include "kernels/bf16.h"
 #include "kernels/conv_relu_pool.h"
 #include "kernels/cuda/common.cuh"
 
@@ -28,12 +29,31 @@ constexpr int kPix = 4;     // output pixels per thread and pass
 size_t shared_floats(int h, int w, int pad) { return size_t(h + 2 * pad) * (w + 2 * pad) + kOcTile * 9; }
 constexpr size_t kMaxShared = 48 * 1024;  // without the opt-in for more
 
-__device__ __forceinline__ int pool_argmax(const float* plane, int w, int py, int px) {
+// The saved activations: FP32, or BF16 when s.bf16_act (kernels/bf16.h: rounded once when stored,
+// widened when read; the pool and the backward pass both see the stored values).
+struct Act {
+  void* base;
+  bool bf16_storage;
+  __device__ float load(size_t i) const {
+    return bf16_storage ? from_bf16(static_cast<const bf16*>(base)[i]) : static_cast<const float*>(base)[i];
+  }
+  __device__ void store(size_t i, float v) const {
+    if (bf16_storage)
+      static_cast<bf16*>(base)[i] = to_bf16(v);
+    else
+      static_cast<float*>(base)[i] = v;
+  }
+};
+
+// Index (within the plane starting at element `plane` of act) of the first maximum of the 2x2 window
+// at pooled (py, px).
+__device__ __forceinline__ int pool_argmax(const Act& act, size_t plane, int w, int py, int px) {
   int best = 2 * py * w + 2 * px;
   const int k1 = best + 1, k2 = best + w, k3 = best + w + 1;
-  if (plane[k1] > plane[best]) best = k1;
-  if (plane[k2] > plane[best]) best = k2;
-  if (plane[k3] > plane[best]) best = k3;
+  float m = act.load(plane + best);
+  if (const float v = act.load(plane + k1); v > m) best = k1, m = v;
+  if (const float v = act.load(plane + k2); v > m) best = k2, m = v;
+  if (const float v = act.load(plane + k3); v > m) best = k3;
   return best;
 }
 
@@ -95,18 +115,18 @@ __device__ void correlate3x3(const float* src, int channels, int h, int w, int p
 }
 
 __global__ void forward_kernel(ConvShape s, const float* __restrict__ x, const float* __restrict__ w,
-                               const float* __restrict__ b, float* act, float* y) {
+                               const float* __restrict__ b, Act act, float* y) {
   const int n = blockIdx.y, oc0 = blockIdx.x * kOcTile, ch = s.conv_h(), cw = s.conv_w();
   const int P = ch * cw;
-  float* an = act + size_t(n) * s.act_size();
+  const size_t an = size_t(n) * s.act_size();
   correlate3x3(
       x + size_t(n) * s.in_size(), s.in_c, s.in_h, s.in_w, s.pad, ch, cw, oc0, s.out_c,
       [&](int o, int c, int k) { return w[(size_t(o) * s.in_c + c) * 9 + k]; },
       [&](int o, int pix, float v) {
         v += b[o];
         v = s.relu ? fmaxf(v, 0.0f) : v;
-        an[size_t(o) * P + pix] = v;
-        if (!s.pool && y != act) y[size_t(n) * s.out_size() + size_t(o) * P + pix] = v;  // y may differ from act
+        act.store(an + size_t(o) * P + pix, v);
+        if (!s.pool && y != act.base) y[size_t(n) * s.out_size() + size_t(o) * P + pix] = v;  // y may differ from act
       });
   if (!s.pool) return;
   __syncthreads();  // the block's activations are written (global memory, same block)
@@ -114,29 +134,28 @@ __global__ void forward_kernel(ConvShape s, const float* __restrict__ x, const f
   float* yn = y + size_t(n) * s.out_size();
   for (int i = threadIdx.x; i < tile * oh * ow; i += blockDim.x) {
     const int o = oc0 + i / (oh * ow), q = i % (oh * ow);
-    const float* plane = an + size_t(o) * P;
-    yn[size_t(o) * oh * ow + q] = plane[pool_argmax(plane, cw, q / ow, q % ow)];
+    const size_t plane = an + size_t(o) * P;
+    yn[size_t(o) * oh * ow + q] = act.load(plane + pool_argmax(act, plane, cw, q / ow, q % ow));
   }
 }
 
 // dact[n][c][pix]: the gradient of the pre-activation.
-__global__ void route_kernel(ConvShape s, const float* __restrict__ act, const float* __restrict__ dy,
-                             float* __restrict__ dact) {
+__global__ void route_kernel(ConvShape s, Act act, const float* __restrict__ dy, float* __restrict__ dact) {
   const int ch = s.conv_h(), cw = s.conv_w(), P = ch * cw;
   const size_t total = size_t(s.batch) * s.out_c * P;
   for (size_t e = blockIdx.x * size_t(blockDim.x) + threadIdx.x; e < total; e += size_t(gridDim.x) * blockDim.x) {
     const size_t plane_index = e / P;  // n * out_c + c
     const int pix = int(e % P), oy = pix / cw, ox = pix % cw;
-    const float* plane = act + plane_index * P;
+    const size_t plane = plane_index * P;
     float g;
     if (s.pool) {
       const int oh = s.out_h(), ow = s.out_w(), py = oy / 2, px = ox / 2;
-      g = (py < oh && px < ow && pool_argmax(plane, cw, py, px) == pix) ? dy[plane_index * oh * ow + py * ow + px]
+      g = (py < oh && px < ow && pool_argmax(act, plane, cw, py, px) == pix) ? dy[plane_index * oh * ow + py * ow + px]
                                                                           : 0.0f;
     } else {
       g = dy[e];
     }
-    dact[e] = (!s.relu || plane[pix] > 0.0f) ? g : 0.0f;
+    dact[e] = (!s.relu || act.load(plane + pix) > 0.0f) ? g : 0.0f;
   }
 }
 
@@ -185,6 +204,7 @@ __global__ void weight_grad_kernel(ConvShape s, const float* __restrict__ x, con
 void check_shape(const ConvShape& s) {
   check(s.batch > 0 && s.in_c > 0 && s.out_c > 0 && s.conv_h() > 0 && s.conv_w() > 0,
         "conv (cuda): empty shape");
+  check(!s.bf16_act || s.pool, "conv (cuda): BF16 activations need the pool (without it act is the output y)");
   const size_t forward = shared_floats(s.in_h, s.in_w, s.pad), backward = shared_floats(s.conv_h(), s.conv_w(), 2 - s.pad);
   if (std::max(forward, backward) * sizeof(float) > kMaxShared)
     throw Error("conv (cuda): a " + std::to_string(s.in_h) + "x" + std::to_string(s.in_w) +
@@ -195,20 +215,20 @@ void check_shape(const ConvShape& s) {
 
 size_t conv_relu_pool_workspace(const ConvShape& s) { return size_t(s.batch) * s.act_size(); }
 
-void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, const float* b, float* act,
+void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, const float* b, void* act,
                             float* y, cudaStream_t stream) {
   check_shape(s);
   const dim3 grid((s.out_c + kOcTile - 1) / kOcTile, s.batch);
-  forward_kernel<<<grid, kThreads, shared_floats(s.in_h, s.in_w, s.pad) * sizeof(float), stream>>>(s, x, w, b, act, y);
+  forward_kernel<<<grid, kThreads, shared_floats(s.in_h, s.in_w, s.pad) * sizeof(float), stream>>>(s, x, w, b, Act{act, s.bf16_act}, y);
   AWARE_CUDA_LAUNCHED();
 }
 
-void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w, const float* act, const float* dy,
+void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w, const void* act, const float* dy,
                              float* dx, float* dw, float* db, float* workspace, cudaStream_t stream) {
   check_shape(s);
   float* dact = workspace;
   const size_t n = conv_relu_pool_workspace(s);
-  route_kernel<<<std::min(blocks_for(n, kThreads), 65535), kThreads, 0, stream>>>(s, act, dy, dact);
+  route_kernel<<<std::min(blocks_for(n, kThreads), 65535), kThreads, 0, stream>>>(s, Act{const_cast<void*>(act), s.bf16_act}, dy, dact);
   AWARE_CUDA_LAUNCHED();
   weight_grad_kernel<<<dim3(s.in_c, s.out_c), kThreads, 0, stream>>>(s, x, dact, dw, db);
   AWARE_CUDA_LAUNCHED();

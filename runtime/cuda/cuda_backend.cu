@@ -38,6 +38,7 @@ int local_device(int devices) {
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(const BackendOptions& options) : options_(options) {
+    precision_ = options.precision;
     int devices = 0;
     AWARE_CUDA_CHECK(cudaGetDeviceCount(&devices));
     check(devices > 0, "--device cuda: no CUDA device is present");
@@ -225,17 +226,18 @@ class CudaBackend final : public Backend {
   size_t conv_workspace_bytes(const ConvShape& s) override {
     return cudnn_ ? cudnn_->workspace_bytes(s) : cuda::conv_relu_pool_workspace(s) * sizeof(float);
   }
-  void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, const float* b, float* act,
+  // The cuDNN path stores FP32 activations only (make_backend refuses --conv cudnn with bf16).
+  void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, const float* b, void* act,
                               float* y, void* workspace) override {
     if (cudnn_)
-      cudnn_->forward(s, x, w, b, act, y, workspace);
+      cudnn_->forward(s, x, w, b, static_cast<float*>(act), y, workspace);
     else
       cuda::conv_relu_pool_forward(s, x, w, b, act, y, stream_);
   }
-  void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w, const float* act, const float* dy,
+  void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w, const void* act, const float* dy,
                                float* dx, float* dw, float* db, void* workspace) override {
     if (cudnn_)
-      cudnn_->backward(s, x, w, act, dy, dx, dw, db, workspace);
+      cudnn_->backward(s, x, w, static_cast<const float*>(act), dy, dx, dw, db, workspace);
     else
       cuda::conv_relu_pool_backward(s, x, w, act, dy, dx, dw, db, static_cast<float*>(workspace), stream_);
   }
@@ -286,9 +288,9 @@ class CudaBackend final : public Backend {
     AWARE_CUDA_CHECK(cudaStreamWaitEvent(stream_, join_, 0));
     pending_reduce_ = false;
   }
-  void gather_normalise(int rows, int row_size, const float* in, const int64_t* index, const float* row_scale,
-                        const float* col_shift, const float* col_scale, float* out) override {
-    cuda::gather_normalise(rows, row_size, in, index, row_scale, col_shift, col_scale, out, stream_);
+  void gather_normalise(int rows, int row_size, const void* in, bool in_bf16, const int64_t* index,
+                        const float* row_scale, const float* col_shift, const float* col_scale, float* out) override {
+    cuda::gather_normalise(rows, row_size, in, in_bf16, index, row_scale, col_shift, col_scale, out, stream_);
   }
 
  private:

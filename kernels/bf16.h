@@ -1,0 +1,51 @@
+// BF16 storage (--precision bf16): the upper 16 bits of an IEEE float, rounded to nearest even.
+// Arithmetic stays FP32: values are widened on load and rounded once on store. The same two
+// functions on the host and the device, so the CPU and CUDA twins round identically.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/hd.h"
+
+namespace aware {
+
+using bf16 = uint16_t;  // storage only; never computed with
+
+AWARE_HD uint32_t float_bits(float f) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(f);
+#else
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+#endif
+}
+
+AWARE_HD float bits_float(uint32_t u) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(u);
+#else
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+#endif
+}
+
+AWARE_HD bf16 to_bf16(float f) {
+  const uint32_t u = float_bits(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return bf16((u >> 16) | 0x40u);  // NaN stays a (quiet) NaN
+  return bf16((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);                 // ties to even
+}
+
+AWARE_HD float from_bf16(bf16 h) { return bits_float(uint32_t(h) << 16); }
+
+// The value a float keeps through BF16 storage.
+AWARE_HD float round_bf16(float f) { return from_bf16(to_bf16(f)); }
+
+// n floats to BF16 (host: events before they go to a backend with bf16 storage).
+inline void to_bf16(const float* in, size_t n, bf16* out) {
+  for (size_t i = 0; i < n; ++i) out[i] = to_bf16(in[i]);
+}
+
+}  // namespace aware
