@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
   app.add_option("--seconds", seconds, "time to measure each figure");
   app.add_option("--device", device, "cpu | cuda | auto");
   app.add_option("--conv", options.conv, "CUDA: fused | cudnn");
-  app.add_option("--precision", options.precision, "CUDA: fp32 | tf32");
+  app.add_option("--precision", options.precision, "fp32 | bf16 | tf32 (CUDA)");
   app.add_option("--graphs", graphs, "CUDA: replay the step as one CUDA graph (1) or launch directly (0)");
   CLI11_PARSE(app, argc, argv);
   try {

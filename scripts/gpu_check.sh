@@ -6,7 +6,7 @@
 # It unpacks the bundle, points the loader at the machine's CUDA libraries (toolkit, and the cuDNN and
 # NCCL of its Python wheels), and writes into $OUT (default out/gpu): the CUDA tests, compute-sanitizer
 # memcheck and racecheck of them, the kernel benchmarks (JSON), aware's training and scoring throughput
-# (fused/cudnn x fp32/tf32, graphs on and off, batch 100 and 4096) and the anchor's (eager, compile).
+# (fused/cudnn x fp32/tf32, fused bf16, graphs on and off, batch 100 and 4096) and the anchor's (eager, compile).
 # Prints a short table last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +44,8 @@ for batch in 100 4096; do
         >> "$OUT/throughput.jsonl" 2>> "$OUT/throughput.err"
     done
   done
+  "$bin/aware_throughput" --device cuda --batch $batch --conv fused --precision bf16 --seconds 5 \
+    >> "$OUT/throughput.jsonl" 2>> "$OUT/throughput.err"
   "$bin/aware_throughput" --device cuda --batch $batch --graphs 0 --seconds 5 >> "$OUT/throughput.jsonl" 2>> "$OUT/throughput.err"
 done
 step "the anchor (PyTorch eager and torch.compile)"
