@@ -475,6 +475,20 @@ class Report:
             rows.append(cells)
         self.tables.append((title, ["anomaly", "prior R_max 1-D", "prior R_max 2-D", "AA R_max 1-D", "AA R_max 2-D"], rows))
 
+    def provenance(self):
+        """(device with its precision, machine) -> the run names computed there, from each summary.json."""
+        where = {}
+        for name in sorted(self.runs.by_name):
+            for summary in self.runs.summaries(name):
+                machine = summary.get("machine", {})
+                cpu = machine.get("cpu", "not recorded") + (f" ({machine['simd']})" if "simd" in machine else "")
+                device = summary.get("device", "cpu")
+                device += "" if "(" in device else " (fp32)"  # the CPU names only its non-default modes
+                names = where.setdefault((device, cpu), [])
+                if name not in names:
+                    names.append(name)
+        return sorted(where.items())
+
     def write(self):
         with open(os.path.join(self.out, "results.json.tmp"), "w") as f:
             json.dump(self.results, f, indent=1)
@@ -484,6 +498,10 @@ class Report:
             lines += [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
             lines += ["| " + " | ".join(r) + " |" for r in rows]
             lines.append("")
+        lines += ["### Where each number was computed", "",
+                  "| runs | device (precision) | machine |", "| --- | --- | --- |"]
+        lines += [f"| {', '.join(names)} | {device} | {machine} |" for (device, machine), names in self.provenance()]
+        lines.append("")
         lines += ["### Figures", ""] + [f"- `{n}`: {c}" for n, c in self.figures]
         if self.skipped:
             lines += ["", "### Not drawn", ""] + [f"- {s}" for s in self.skipped]
