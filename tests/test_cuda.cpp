@@ -167,12 +167,13 @@ ConvShape shape(int batch, int in_c, int h, int w, int out_c, int pad, bool pool
 }
 
 // The four layers of Fig. 1 (25x25 jets), then odd sizes: channels not a multiple of the tile,
-// non-square planes, odd conv planes under the pool, no ReLU, a plane larger than one pass of pixels.
+// non-square planes, odd conv planes under the pool, no ReLU, a plane larger than one pass of pixels,
+// and one larger than shared memory (staged as bands of rows).
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaConvTest,
                          ::testing::Values(shape(3, 1, 25, 25, 30, 0, false), shape(3, 30, 23, 23, 40, 1, false),
                                            shape(3, 40, 23, 23, 30, 0, true), shape(3, 30, 10, 10, 40, 1, true),
                                            shape(5, 3, 7, 9, 13, 1, true), shape(2, 5, 11, 6, 7, 0, false, false),
-                                           shape(1, 2, 40, 37, 9, 1, true)),
+                                           shape(1, 2, 40, 37, 9, 1, true), shape(2, 3, 130, 121, 5, 1, true)),
                          [](const ::testing::TestParamInfo<ConvShape>& info) {
                            const ConvShape& s = info.param;
                            std::ostringstream name;

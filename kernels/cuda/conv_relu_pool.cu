@@ -2,8 +2,9 @@
 // forward and backward, with the CPU version's semantics (NCHW; the pooled gradient goes to the first
 // maximum of each window, compared in the same order; the ReLU mask is act > 0).
 //
-// Forward: one block per (image, tile of kOcTile output channels). The block stages one zero-padded
-// input plane and the tile's 3x3 weights in shared memory per input channel, each thread accumulates
+// Forward: one block per (image, tile of kOcTile output channels). Per input channel the block stages
+// the zero-padded input rows its next kChunk output pixels need (the whole plane for the Fig. 1 layers;
+// a band of rows for large images) and the tile's 3x3 weights in shared memory, each thread accumulates
 // kPix output pixels x kOcTile channels in registers, adds the bias, applies the ReLU, writes the
 // pre-pool activation, and, after a barrier, the block pools its own channels: one launch per layer.
 // Bound: the Fig. 1 layers are small (<= 27x27 planes, <= 40 channels); at batch 100 the arithmetic
@@ -25,8 +26,18 @@ constexpr int kThreads = 256;
 constexpr int kOcTile = 8;  // output channels per block (forward) / input channels per block (dx)
 constexpr int kPix = 4;     // output pixels per thread and pass
 
-// Shared floats for one padded plane of h x w with `pad` zeros around and kOcTile x 9 weights.
-size_t shared_floats(int h, int w, int pad) { return size_t(h + 2 * pad) * (w + 2 * pad) + kOcTile * 9; }
+constexpr int kChunk = kThreads * kPix;  // output pixels a block computes per pass
+
+// A pass over output pixels [base, base + kChunk) of rows [first, last] reads padded source rows
+// [first, last + 2]: the band staged in shared memory (the whole plane when it is small, as in Fig. 1).
+// Rows of the band at most, for output planes ow wide and oh high:
+__host__ __device__ inline int band_rows(int oh, int ow) { return min(oh, (kChunk - 1) / ow + 2) + 2; }
+
+// Shared floats for the band of a padded plane of h x w with `pad` zeros around, and kOcTile x 9 weights.
+size_t shared_floats(int h, int w, int pad) {
+  const int ph = h + 2 * pad, pw = w + 2 * pad;
+  return size_t(band_rows(ph - 2, pw - 2)) * pw + kOcTile * 9;
+}
 constexpr size_t kMaxShared = 48 * 1024;  // without the opt-in for more
 
 // The saved activations: FP32, or BF16 when s.bf16_act (kernels/bf16.h: rounded once when stored,
@@ -65,10 +76,11 @@ template <class Filter, class Epilogue>
 __device__ void correlate3x3(const float* src, int channels, int h, int w, int pad, int oh, int ow, int o0,
                              int out_channels, Filter filter, Epilogue epilogue) {
   extern __shared__ float smem[];
-  const int ph = h + 2 * pad, pw = w + 2 * pad, npix = oh * ow;
-  float* plane = smem;
-  float* wt = smem + ph * pw;
-  for (int base = 0; base < npix; base += blockDim.x * kPix) {
+  const int pw = w + 2 * pad, npix = oh * ow;
+  float* band = smem;  // padded rows [first, last + 2] of one source plane
+  float* wt = smem + band_rows(oh, ow) * pw;
+  for (int base = 0; base < npix; base += kChunk) {
+    const int first = base / ow, last = min(oh - 1, (base + kChunk - 1) / ow), rows = last - first + 3;
     float acc[kPix][kOcTile];
 #pragma unroll
     for (int p = 0; p < kPix; ++p)
@@ -77,9 +89,9 @@ __device__ void correlate3x3(const float* src, int channels, int h, int w, int p
     for (int c = 0; c < channels; ++c) {
       __syncthreads();  // the previous channel's plane is no longer read
       const float* sc = src + size_t(c) * h * w;
-      for (int i = threadIdx.x; i < ph * pw; i += blockDim.x) {
-        const int r = i / pw - pad, q = i % pw - pad;
-        plane[i] = (r >= 0 && r < h && q >= 0 && q < w) ? sc[r * w + q] : 0.0f;
+      for (int i = threadIdx.x; i < rows * pw; i += blockDim.x) {
+        const int r = first + i / pw - pad, q = i % pw - pad;
+        band[i] = (r >= 0 && r < h && q >= 0 && q < w) ? sc[r * w + q] : 0.0f;
       }
       for (int i = threadIdx.x; i < kOcTile * 9; i += blockDim.x) {
         const int o = i / 9;
@@ -93,7 +105,7 @@ __device__ void correlate3x3(const float* src, int channels, int h, int w, int p
         const int oy = pix / ow, ox = pix % ow;
         float v[9];
 #pragma unroll
-        for (int k = 0; k < 9; ++k) v[k] = plane[(oy + k / 3) * pw + ox + k % 3];
+        for (int k = 0; k < 9; ++k) v[k] = band[(oy - first + k / 3) * pw + ox + k % 3];
 #pragma unroll
         for (int o = 0; o < kOcTile; ++o) {
           float s = acc[p][o];
@@ -207,8 +219,8 @@ void check_shape(const ConvShape& s) {
   check(!s.bf16_act || s.pool, "conv (cuda): BF16 activations need the pool (without it act is the output y)");
   const size_t forward = shared_floats(s.in_h, s.in_w, s.pad), backward = shared_floats(s.conv_h(), s.conv_w(), 2 - s.pad);
   if (std::max(forward, backward) * sizeof(float) > kMaxShared)
-    throw Error("conv (cuda): a " + std::to_string(s.in_h) + "x" + std::to_string(s.in_w) +
-                " plane does not fit the fused kernel's shared memory; use --conv cudnn");
+    throw Error("conv (cuda): rows of " + std::to_string(s.in_w) +
+                " pixels are too wide for the fused kernel's shared-memory band (about 3,000 fit); use --conv cudnn");
 }
 
 }  // namespace
