@@ -563,7 +563,8 @@ def main():
         rep.unseen_table("saturation_" + cls, f"Jets: {cls} unseen, aware of growing sets",
                          [(f"{cls}, aware of {a}", run, cls) for a, run in
                           (("w", "aware_w"), ("w, r4", "aware_w_r4"), ("w, r3, r4", "aware_w_r3_r4"), last)])
-    rep.unseen_table("epochs", "Jets: eft unseen, 20 + 20 epochs", [("eft, 20 + 20 epochs", "epochs20", "eft")])
+    rep.unseen_table("epochs", "Jets: eft unseen, 10 + 10 against 20 + 20 epochs",
+                     [("eft, 10 + 10 epochs", "paper", "eft"), ("eft, 20 + 20 epochs", "epochs20", "eft")])
     rep.unseen_table("three_classes", "Jets: three normal classes (top, qcd, w), eft unseen", [("eft", "three", "eft")])
     rep.scan_1d_2d_table("three", "Jets, three normal classes: the window scan in P(top) against rectangles in (P(top), P(w))")
 
