@@ -26,7 +26,7 @@ Model::Model(Backend& backend, const NetworkSpec& network, const std::vector<int
   stats_ = g.request(2 * sizeof(double));
   if (training) momentum_ = g.request(g.param_count() * sizeof(float));
   for (int slot = 0; slot < 2; ++slot) {
-    staging_[slot] = g.request(rows * row * sizeof(float));
+    staging_[slot] = g.request(rows * row * sizeof(float));  // FP32 or BF16 events (then half used)
     staging_scale_[slot] = g.request(rows * sizeof(float));
   }
   col_shift_ = g.request(row * sizeof(float));
