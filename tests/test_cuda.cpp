@@ -93,32 +93,43 @@ class CudaTest : public ::testing::Test {
 
 class CudaConvTest : public CudaTest, public ::testing::WithParamInterface<ConvShape> {};
 
+// A conv layer's buffers on both backends: random inputs, poisoned outputs; act in s.bf16_act's storage.
+struct ConvTwins {
+  const size_t in, act, out;
+  Twin x, w, b, a, y, dy, dx, dw, db, wc;
+  ConvTwins(Backend& cpu, Backend& gpu, const ConvShape& s)
+      : in(s.batch * s.in_size()), act(s.batch * s.act_size()), out(s.batch * s.out_size()),
+        x(cpu, gpu, in * 4), w(cpu, gpu, s.weight_size() * 4), b(cpu, gpu, s.out_c * 4),
+        a(cpu, gpu, s.batch * s.act_bytes()), y(cpu, gpu, out * 4), dy(cpu, gpu, out * 4), dx(cpu, gpu, in * 4),
+        dw(cpu, gpu, s.weight_size() * 4), db(cpu, gpu, s.out_c * 4),
+        wc(cpu, gpu, std::max(cpu.conv_workspace_bytes(s), gpu.conv_workspace_bytes(s))) {
+    x.set(random_vector(in, 1, 0.0f, 1.0f));
+    w.set(random_vector(s.weight_size(), 2));
+    b.set(random_vector(s.out_c, 3, -0.1f, 0.1f));
+    dy.set(random_vector(out, 4));
+    for (Twin* t : {&a, &y, &dx, &dw, &db}) t->poison();
+  }
+  void backward(Backend& cpu, Backend& gpu, const ConvShape& s, Twin& act_used) {
+    cpu.conv_relu_pool_backward(s, x.fc(), w.fc(), act_used.c, dy.fc(), dx.fc(), dw.fc(), db.fc(), wc.c);
+    gpu.conv_relu_pool_backward(s, x.fg(), w.fg(), act_used.g, dy.fg(), dx.fg(), dw.fg(), db.fg(), wc.g);
+    expect_close(dx, 1e-5, "dx");
+    expect_close(dw, 1e-5, "dw");
+    expect_close(db, 1e-5, "db");
+  }
+};
+
 // The conv layer on `gpu` (the fused kernels or the cuDNN path) against the CPU twin.
-void check_conv(Backend& cpu_backend, Backend& gpu_backend, const ConvShape& s, const std::string& path) {
-  Backend *cpu = &cpu_backend, *gpu = &gpu_backend;
+void check_conv(Backend& cpu, Backend& gpu, const ConvShape& s, const std::string& path) {
   SCOPED_TRACE(path);
-  const size_t in = s.batch * s.in_size(), act = s.batch * s.act_size(), out = s.batch * s.out_size();
-  Twin x(*cpu, *gpu, in * 4), w(*cpu, *gpu, s.weight_size() * 4), b(*cpu, *gpu, s.out_c * 4);
-  Twin a(*cpu, *gpu, act * 4), y(*cpu, *gpu, out * 4), dy(*cpu, *gpu, out * 4), dx(*cpu, *gpu, in * 4);
-  Twin dw(*cpu, *gpu, s.weight_size() * 4), db(*cpu, *gpu, s.out_c * 4);
-  Twin wc(*cpu, *gpu, std::max(cpu->conv_workspace_bytes(s), gpu->conv_workspace_bytes(s)));
-  x.set(random_vector(in, 1, 0.0f, 1.0f));
-  w.set(random_vector(s.weight_size(), 2));
-  b.set(random_vector(s.out_c, 3, -0.1f, 0.1f));
-  dy.set(random_vector(out, 4));
-  for (Twin* t : {&a, &y, &dx, &dw, &db}) t->poison();
-  cpu->conv_relu_pool_forward(s, x.fc(), w.fc(), b.fc(), s.pool ? a.fc() : y.fc(), y.fc(), wc.c);
-  gpu->conv_relu_pool_forward(s, x.fg(), w.fg(), b.fg(), s.pool ? a.fg() : y.fg(), y.fg(), wc.g);
-  if (s.pool) expect_close(a, 1e-5, "act");
-  expect_close(y, 1e-5, "y");
-  Twin& act_used = s.pool ? a : y;
+  ConvTwins t(cpu, gpu, s);
+  cpu.conv_relu_pool_forward(s, t.x.fc(), t.w.fc(), t.b.fc(), s.pool ? t.a.fc() : t.y.fc(), t.y.fc(), t.wc.c);
+  gpu.conv_relu_pool_forward(s, t.x.fg(), t.w.fg(), t.b.fg(), s.pool ? t.a.fg() : t.y.fg(), t.y.fg(), t.wc.g);
+  if (s.pool) expect_close(t.a, 1e-5, "act");
+  expect_close(t.y, 1e-5, "y");
+  Twin& act_used = s.pool ? t.a : t.y;
   // Backward from the CPU's activations on both, so that a tie broken differently cannot route elsewhere.
   act_used.set(act_used.host_cpu());
-  cpu->conv_relu_pool_backward(s, x.fc(), w.fc(), act_used.fc(), dy.fc(), dx.fc(), dw.fc(), db.fc(), wc.c);
-  gpu->conv_relu_pool_backward(s, x.fg(), w.fg(), act_used.fg(), dy.fg(), dx.fg(), dw.fg(), db.fg(), wc.g);
-  expect_close(dx, 1e-5, "dx");
-  expect_close(dw, 1e-5, "dw");
-  expect_close(db, 1e-5, "db");
+  t.backward(cpu, gpu, s, act_used);
 }
 
 TEST_P(CudaConvTest, ForwardAndBackwardEqualTheCpuTwin) { check_conv(*cpu, *gpu, GetParam(), "fused"); }
@@ -131,28 +142,20 @@ TEST_P(CudaConvTest, Bf16ActivationsEqualTheCpuTwin) {
   ConvShape s = GetParam();
   if (!s.pool) GTEST_SKIP() << "BF16 activations are stored for pooled layers only";
   s.bf16_act = true;
-  const size_t in = s.batch * s.in_size(), act = s.batch * s.act_size(), out = s.batch * s.out_size();
-  Twin x(*cpu, *gpu, in * 4), w(*cpu, *gpu, s.weight_size() * 4), b(*cpu, *gpu, s.out_c * 4);
-  Twin a(*cpu, *gpu, act * 2), y(*cpu, *gpu, out * 4), dy(*cpu, *gpu, out * 4), dx(*cpu, *gpu, in * 4);
-  Twin dw(*cpu, *gpu, s.weight_size() * 4), db(*cpu, *gpu, s.out_c * 4);
-  Twin wc(*cpu, *gpu, std::max(cpu->conv_workspace_bytes(s), gpu->conv_workspace_bytes(s)));
-  x.set(random_vector(in, 1, 0.0f, 1.0f));
-  w.set(random_vector(s.weight_size(), 2));
-  b.set(random_vector(s.out_c, 3, -0.1f, 0.1f));
-  dy.set(random_vector(out, 4));
-  for (Twin* t : {&a, &y, &dx, &dw, &db}) t->poison();
-  cpu->conv_relu_pool_forward(s, x.fc(), w.fc(), b.fc(), a.c, y.fc(), wc.c);
-  gpu->conv_relu_pool_forward(s, x.fg(), w.fg(), b.fg(), a.g, y.fg(), wc.g);
+  ConvTwins t(*cpu, *gpu, s);
+  const size_t act = t.act;
+  cpu->conv_relu_pool_forward(s, t.x.fc(), t.w.fc(), t.b.fc(), t.a.c, t.y.fc(), t.wc.c);
+  gpu->conv_relu_pool_forward(s, t.x.fg(), t.w.fg(), t.b.fg(), t.a.g, t.y.fg(), t.wc.g);
   std::vector<bf16> ac(act), ag(act);
-  cpu->to_host(ac.data(), a.c, act * 2);
-  gpu->to_host(ag.data(), a.g, act * 2);
+  cpu->to_host(ac.data(), t.a.c, act * 2);
+  gpu->to_host(ag.data(), t.a.g, act * 2);
   float scale = 0.0f;
   for (bf16 v : ac) scale = std::max(scale, std::fabs(from_bf16(v)));
   for (size_t i = 0; i < act; ++i) {  // one step: 2^-7 relative at most; near 0 the FP32 sums' own error
     const float want = from_bf16(ac[i]);
     ASSERT_LE(std::fabs(from_bf16(ag[i]) - want), std::max(0x1p-7f * std::fabs(want), 1e-6f * scale)) << "act " << i;
   }
-  const auto yg = y.host_gpu();
+  const auto yg = t.y.host_gpu();
   const int cw = s.conv_w(), P = s.conv_h() * cw, oh = s.out_h(), ow = s.out_w();
   for (int plane = 0; plane < s.batch * s.out_c; ++plane)
     for (int py = 0; py < oh; ++py)
@@ -162,12 +165,8 @@ TEST_P(CudaConvTest, Bf16ActivationsEqualTheCpuTwin) {
         for (const bf16 v : {q[1], q[cw], q[cw + 1]}) m = std::max(m, from_bf16(v));
         ASSERT_EQ(yg[size_t(plane) * oh * ow + py * ow + px], m) << "y of plane " << plane;
       }
-  a.set(ac);  // the CPU's stored values on both
-  cpu->conv_relu_pool_backward(s, x.fc(), w.fc(), a.c, dy.fc(), dx.fc(), dw.fc(), db.fc(), wc.c);
-  gpu->conv_relu_pool_backward(s, x.fg(), w.fg(), a.g, dy.fg(), dx.fg(), dw.fg(), db.fg(), wc.g);
-  expect_close(dx, 1e-5, "dx");
-  expect_close(dw, 1e-5, "dw");
-  expect_close(db, 1e-5, "db");
+  t.a.set(ac);  // the CPU's stored values on both
+  t.backward(*cpu, *gpu, s, t.a);
 }
 
 TEST_P(CudaConvTest, TheCudnnPathEqualsTheCpuTwin) {
