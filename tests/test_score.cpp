@@ -56,6 +56,19 @@ TEST_F(ScoreTest, StreamingInChunksGivesTheScoresOfOnePass) {
   expect_same_scores(dir / "whole" / "e.npy", dir / "streamed" / "e.npy");
 }
 
+// --precision bf16: the events cross to the backend as BF16 (2^-9 relative rounding), the rest is FP32:
+// the scores move by far less than they differ between events, but they do move.
+TEST_F(ScoreTest, Bf16EventsGiveNearlyTheSameScores) {
+  ASSERT_EQ(run("score -m " + model + " " + events + " --chunk 7 --batch 5 --precision bf16 -o " +
+                (dir / "bf16").string()), 0);
+  const NpyArray x = NpyArray::load(dir / "whole" / "e.npy"), y = NpyArray::load(dir / "bf16" / "e.npy");
+  ASSERT_EQ(x.shape(), y.shape());
+  double largest = 0.0;
+  for (int64_t i = 0; i < x.size(); ++i) largest = std::max(largest, std::fabs(double(x.data()[i]) - y.data()[i]));
+  EXPECT_GT(largest, 0.0);
+  EXPECT_LT(largest, 1e-2);
+}
+
 TEST_F(ScoreTest, AKilledJobResumesWhereItStopped) {
   const std::string args = "score -m " + model + " " + events + " --chunk 7 -o " + (dir / "killed").string();
   EXPECT_EQ(run(args + " --max-chunks 3"), 4);
