@@ -2,9 +2,9 @@
 // Arithmetic stays FP32: values are widened on load and rounded once on store. The same two
 // functions on the host and the device, so the CPU and CUDA twins round identically.
 #pragma once
+#include <bit>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 
 #include "kernels/hd.h"
 
@@ -12,25 +12,13 @@ namespace aware {
 
 using bf16 = uint16_t;  // storage only; never computed with
 
-AWARE_HD uint32_t float_bits(float f) {
 #if defined(__CUDA_ARCH__)
-  return __float_as_uint(f);
+AWARE_HD uint32_t float_bits(float f) { return __float_as_uint(f); }
+AWARE_HD float bits_float(uint32_t u) { return __uint_as_float(u); }
 #else
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  return u;
+AWARE_HD uint32_t float_bits(float f) { return std::bit_cast<uint32_t>(f); }
+AWARE_HD float bits_float(uint32_t u) { return std::bit_cast<float>(u); }
 #endif
-}
-
-AWARE_HD float bits_float(uint32_t u) {
-#if defined(__CUDA_ARCH__)
-  return __uint_as_float(u);
-#else
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-#endif
-}
 
 AWARE_HD bf16 to_bf16(float f) {
   const uint32_t u = float_bits(f);
@@ -39,6 +27,10 @@ AWARE_HD bf16 to_bf16(float f) {
 }
 
 AWARE_HD float from_bf16(bf16 h) { return bits_float(uint32_t(h) << 16); }
+
+// A stored value as FP32, whichever the storage (the gather kernels read both).
+AWARE_HD float widen(float v) { return v; }
+AWARE_HD float widen(bf16 v) { return from_bf16(v); }
 
 // The value a float keeps through BF16 storage.
 AWARE_HD float round_bf16(float f) { return from_bf16(to_bf16(f)); }

@@ -26,7 +26,7 @@ Model::Model(Backend& backend, const NetworkSpec& network, const std::vector<int
   stats_ = g.request(2 * sizeof(double));
   if (training) momentum_ = g.request(g.param_count() * sizeof(float));
   for (int slot = 0; slot < 2; ++slot) {
-    staging_[slot] = g.request(rows * row * sizeof(float));  // FP32 or BF16 events (then half used)
+    staging_[slot] = g.request(rows * row * stored_value_bytes());
     staging_scale_[slot] = g.request(rows * sizeof(float));
   }
   col_shift_ = g.request(row * sizeof(float));
@@ -74,21 +74,22 @@ std::vector<float> Model::momentum() const {
 DeviceEvents Model::upload(const EventSet& set) {
   if (auto it = uploaded_.find(&set); it != uploaded_.end()) return it->second;
   const std::vector<float> scales = normaliser_.row_scales(set.x.data(), set.rows(), set.row_size);
-  const bool bf16_events = backend_.bf16_storage();
-  const size_t bytes = set.x.size() * (bf16_events ? sizeof(bf16) : sizeof(float));
+  std::vector<bf16> scratch;
+  const auto [values, bytes] = as_stored(set.x.data(), set.x.size(), scratch);
   void* x = backend_.allocate(bytes);
   float* s = static_cast<float*>(backend_.allocate(scales.size() * sizeof(float)));
   uploads_.push_back(x);
   uploads_.push_back(s);
-  if (bf16_events) {
-    std::vector<bf16> stored(set.x.size());
-    to_bf16(set.x.data(), set.x.size(), stored.data());
-    backend_.to_device(x, stored.data(), bytes);
-  } else {
-    backend_.to_device(x, set.x.data(), bytes);
-  }
+  backend_.to_device(x, values, bytes);
   backend_.to_device(s, scales.data(), scales.size() * sizeof(float));
-  return uploaded_[&set] = DeviceEvents{x, s, set.rows(), bf16_events};
+  return uploaded_[&set] = DeviceEvents{x, s, set.rows(), backend_.bf16_storage()};
+}
+
+std::pair<const void*, size_t> Model::as_stored(const float* x, size_t n, std::vector<bf16>& scratch) const {
+  if (!backend_.bf16_storage()) return {x, n * sizeof(float)};
+  scratch.resize(n);
+  to_bf16(x, n, scratch.data());
+  return {scratch.data(), n * sizeof(bf16)};
 }
 
 void Model::gather(const DeviceEvents& events, const int64_t* host_index, int n, int at) {
@@ -198,20 +199,14 @@ std::vector<float> Model::predict(const float* raw, int64_t rows) {
   const size_t row = row_size();
   const int64_t batch = max_batch();
   // Batch k + 1 is copied (prefetch, into the other staging buffer) while batch k is computed.
-  const bool bf16_events = backend_.bf16_storage();
   std::vector<float> scales[2];
   const auto stage = [&](int64_t begin) {
     const int n = int(std::min<int64_t>(batch, rows - begin));
     const int slot = int((begin / batch) % 2);
     const float* chunk = raw + size_t(begin) * row;
     scales[slot] = normaliser_.row_scales(chunk, n, int64_t(row));
-    if (bf16_events) {  // half the bytes over the bus
-      staging_bf16_[slot].resize(size_t(n) * row);
-      to_bf16(chunk, size_t(n) * row, staging_bf16_[slot].data());
-      backend_.prefetch(buffer(staging_[slot]), staging_bf16_[slot].data(), size_t(n) * row * sizeof(bf16));
-    } else {
-      backend_.prefetch(buffer(staging_[slot]), chunk, size_t(n) * row * sizeof(float));
-    }
+    const auto [values, bytes] = as_stored(chunk, size_t(n) * row, staging_bf16_[slot]);
+    backend_.prefetch(buffer(staging_[slot]), values, bytes);
     backend_.prefetch(buffer(staging_scale_[slot]), scales[slot].data(), size_t(n) * sizeof(float));
   };
   if (rows > 0) stage(0);
@@ -219,7 +214,7 @@ std::vector<float> Model::predict(const float* raw, int64_t rows) {
     const int n = int(std::min<int64_t>(batch, rows - begin));
     const int slot = int((begin / batch) % 2);
     backend_.await_prefetch();
-    backend_.gather_normalise(n, int(row), buffer(staging_[slot]), bf16_events, g.ptr<int64_t>(iota_),
+    backend_.gather_normalise(n, int(row), buffer(staging_[slot]), backend_.bf16_storage(), g.ptr<int64_t>(iota_),
                               buffer(staging_scale_[slot]), buffer(col_shift_), buffer(col_scale_), g.input());
     if (begin + batch < rows) stage(begin + batch);  // after the gather that read its buffers last time
     g.forward(Pass{n, false, 0, 0});

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/bf16.h"
@@ -86,6 +87,10 @@ class Model {
 
  private:
   float* buffer(Buffer b) const { return graph_->ptr(b); }
+  // Events as the backend stores them: the floats themselves, or their BF16 copy (in `scratch`, which
+  // must outlive the copy to the backend), with the bytes to copy.
+  std::pair<const void*, size_t> as_stored(const float* x, size_t n, std::vector<bf16>& scratch) const;
+  size_t stored_value_bytes() const { return backend_.bf16_storage() ? sizeof(bf16) : sizeof(float); }
   void launch_gather(const DeviceEvents& events, int n, int at);
   // Everything a captured step depends on besides the step number and the buffers' contents.
   struct PendingGather {
@@ -103,7 +108,7 @@ class Model {
   Normaliser normaliser_;
   Buffer index_, label_, weight_, probs_, stats_, momentum_, iota_, col_shift_, col_scale_;
   Buffer staging_[2], staging_scale_[2];  // predict(): one batch copied while the other is computed
-  std::vector<bf16> staging_bf16_[2];     // predict() with bf16 storage: the host side of staging_
+  std::vector<bf16> staging_bf16_[2];     // predict() with bf16 storage: as_stored()'s scratch per slot
   std::vector<void*> uploads_;
   std::map<const EventSet*, DeviceEvents> uploaded_;
 };

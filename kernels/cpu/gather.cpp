@@ -15,11 +15,7 @@ void gather_rows(int rows, int row_size, const T* in, const int64_t* index, cons
     const T* src = in + size_t(index[i]) * row_size;
     const float scale = row_scale[index[i]];
     float* dst = out + size_t(i) * row_size;
-    for (int j = 0; j < row_size; ++j) {
-      float v;
-      if constexpr (sizeof(T) == sizeof(bf16)) v = from_bf16(src[j]); else v = src[j];
-      dst[j] = (v * scale - col_shift[j]) * col_scale[j];
-    }
+    for (int j = 0; j < row_size; ++j) dst[j] = (widen(src[j]) * scale - col_shift[j]) * col_scale[j];
   }
 }
 

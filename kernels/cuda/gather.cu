@@ -8,9 +8,6 @@
 namespace aware::cuda {
 namespace {
 
-__device__ __forceinline__ float widen(float v) { return v; }
-__device__ __forceinline__ float widen(bf16 v) { return from_bf16(v); }
-
 template <class T>
 __global__ void gather_kernel(int row_size, const T* __restrict__ in, const int64_t* __restrict__ index,
                               const float* __restrict__ row_scale, const float* __restrict__ col_shift,
