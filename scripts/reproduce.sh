@@ -14,7 +14,7 @@
 #   kinematics  Appendix B, configs/kinematics_paper.toml, each anomaly left out in turn
 #   fashion     Appendix C, configs/fashion.toml (data/fashion from Debian's dataset-fashion-mnist)
 #   ratio       anomalies per normal event 0.5 and 2
-#   epochs      20 + 20 epochs
+#   epochs      20 + 20 epochs, and 10 + 10 from prior_sSEED beside them
 # Environment: SEEDS (default "1 2 3"), OUT (default out/repro), RECORDS (the finished runs' records, from
 # which `aware report docs/runs/repro -o docs/results` redraws the tables and density plots; default
 # docs/runs/repro with the default OUT, else OUT/records), THREADS (default: all cores).
@@ -108,7 +108,15 @@ group_ratio() {
   done
 }
 
-group_epochs() { for seed in $SEEDS; do run epochs20 "$seed" configs/paper.toml --set train.epochs=20 --set train.aa_epochs=20; done; }
+# 20 + 20 epochs, prior and AA, against 10 + 10 on the same machine: the paper configuration's AA run
+# from prior_sSEED (epochs10; paper_sSEED may come from another machine, see docs/results.md).
+group_epochs() {
+  group_prior
+  for seed in $SEEDS; do
+    run epochs10 "$seed" configs/paper.toml "$(jet_prior "$seed")"
+    run epochs20 "$seed" configs/paper.toml --set train.epochs=20 --set train.aa_epochs=20
+  done
+}
 
 mkdir -p "$OUT"
 groups=("$@")
