@@ -86,10 +86,11 @@ DeviceEvents Model::upload(const EventSet& set) {
 }
 
 std::pair<const void*, size_t> Model::as_stored(const float* x, size_t n, std::vector<bf16>& scratch) const {
-  if (!backend_.bf16_storage()) return {x, n * sizeof(float)};
+  const size_t bytes = n * stored_value_bytes();
+  if (!backend_.bf16_storage()) return {x, bytes};
   scratch.resize(n);
   to_bf16(x, n, scratch.data());
-  return {scratch.data(), n * sizeof(bf16)};
+  return {scratch.data(), bytes};
 }
 
 void Model::gather(const DeviceEvents& events, const int64_t* host_index, int n, int at) {
