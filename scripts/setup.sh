@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what aware needs to build, test and plot on a fresh Debian 12 machine (run as root or with
-# sudo). `scripts/setup.sh fashion` adds Debian's dataset-fashion-mnist (Appendix C, scripts/reproduce.sh).
+# sudo). Boost.Context and Thrust are for the CUDA emulation (tests/cuda_emu). `scripts/setup.sh fashion` adds Debian's dataset-fashion-mnist (Appendix C, scripts/reproduce.sh).
 set -euo pipefail
 sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
 pkgs=(cmake g++ make pkg-config zlib1g-dev libopenblas-dev libopenblas0-openmp libomp-dev
       libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev
       libopenmpi-dev openmpi-bin libhdf5-dev
+      libboost-context-dev libthrust-dev
       python3 python3-numpy python3-matplotlib)
 [ "${1:-}" = fashion ] && pkgs+=(dataset-fashion-mnist)
 missing=()

@@ -2,7 +2,7 @@
 // forward and backward, with the CPU version's semantics (NCHW; the pooled gradient goes to the first
 // maximum of each window, compared in the same order; the ReLU mask is act > 0).
 //
-// Forward: one block per (image, tile of kOcTile output channels). Per input channel the block stages
+// Forward: one block per (image, tile of kOcTile output channels), all along the grid's x. Per input channel the block stages
 // the zero-padded input rows its next kChunk output pixels need (the whole plane for the Fig. 1 layers;
 // a band of rows for large images) and the tile's 3x3 weights in shared memory, each thread accumulates
 // kPix output pixels x kOcTile channels in registers, adds the bias, applies the ReLU, writes the
@@ -27,6 +27,10 @@ constexpr int kOcTile = 8;  // output channels per block (forward) / input chann
 constexpr int kPix = 4;     // output pixels per thread and pass
 
 constexpr int kChunk = kThreads * kPix;  // output pixels a block computes per pass
+
+// Tiles of kOcTile channels; a layer's grid is (tiles x batch) blocks along x, which holds 2^31 - 1
+// (y holds 65535 only: the batch there failed to launch from 65536 events on).
+__host__ __device__ inline int tiles_of(int channels) { return (channels + kOcTile - 1) / kOcTile; }
 
 // A pass over output pixels [base, base + kChunk) of rows [first, last] reads padded source rows
 // [first, last + 2]: the band staged in shared memory (the whole plane when it is small, as in Fig. 1).
@@ -75,7 +79,7 @@ __device__ __forceinline__ int pool_argmax(const Act& act, size_t plane, int w, 
 template <class Filter, class Epilogue>
 __device__ void correlate3x3(const float* src, int channels, int h, int w, int pad, int oh, int ow, int o0,
                              int out_channels, Filter filter, Epilogue epilogue) {
-  extern __shared__ float smem[];
+  AWARE_DYNAMIC_SHARED(float, smem);
   const int pw = w + 2 * pad, npix = oh * ow;
   float* band = smem;  // padded rows [first, last + 2] of one source plane
   float* wt = smem + band_rows(oh, ow) * pw;
@@ -128,8 +132,8 @@ __device__ void correlate3x3(const float* src, int channels, int h, int w, int p
 
 __global__ void forward_kernel(ConvShape s, const float* __restrict__ x, const float* __restrict__ w,
                                const float* __restrict__ b, Act act, float* y) {
-  const int n = blockIdx.y, oc0 = blockIdx.x * kOcTile, ch = s.conv_h(), cw = s.conv_w();
-  const int P = ch * cw;
+  const int tiles = tiles_of(s.out_c), n = blockIdx.x / tiles, oc0 = blockIdx.x % tiles * kOcTile;
+  const int ch = s.conv_h(), cw = s.conv_w(), P = ch * cw;
   const size_t an = size_t(n) * s.act_size();
   correlate3x3(
       x + size_t(n) * s.in_size(), s.in_c, s.in_h, s.in_w, s.pad, ch, cw, oc0, s.out_c,
@@ -173,7 +177,8 @@ __global__ void route_kernel(ConvShape s, Act act, const float* __restrict__ dy,
 
 __global__ void input_grad_kernel(ConvShape s, const float* __restrict__ dact, const float* __restrict__ w,
                                   float* __restrict__ dx) {
-  const int n = blockIdx.y, ic0 = blockIdx.x * kOcTile, ch = s.conv_h(), cw = s.conv_w();
+  const int tiles = tiles_of(s.in_c), n = blockIdx.x / tiles, ic0 = blockIdx.x % tiles * kOcTile;
+  const int ch = s.conv_h(), cw = s.conv_w();
   float* dxn = dx + size_t(n) * s.in_size();
   const int P = s.in_h * s.in_w;
   // dx[c][y][x] = sum_o sum_k w[o][c][k] dact[o][y + pad - ky][x + pad - kx]: a correlation of dact
@@ -230,8 +235,8 @@ size_t conv_relu_pool_workspace(const ConvShape& s) { return size_t(s.batch) * s
 void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, const float* b, void* act,
                             float* y, cudaStream_t stream) {
   check_shape(s);
-  const dim3 grid((s.out_c + kOcTile - 1) / kOcTile, s.batch);
-  forward_kernel<<<grid, kThreads, shared_floats(s.in_h, s.in_w, s.pad) * sizeof(float), stream>>>(s, x, w, b, Act{act, s.bf16_act}, y);
+  const unsigned grid = unsigned(tiles_of(s.out_c)) * unsigned(s.batch);
+  AWARE_LAUNCH(forward_kernel, grid, kThreads, shared_floats(s.in_h, s.in_w, s.pad) * sizeof(float), stream)(s, x, w, b, Act{act, s.bf16_act}, y);
   AWARE_CUDA_LAUNCHED();
 }
 
@@ -240,13 +245,13 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
   check_shape(s);
   float* dact = workspace;
   const size_t n = conv_relu_pool_workspace(s);
-  route_kernel<<<std::min(blocks_for(n, kThreads), 65535), kThreads, 0, stream>>>(s, Act{const_cast<void*>(act), s.bf16_act}, dy, dact);
+  AWARE_LAUNCH(route_kernel, std::min(blocks_for(n, kThreads), 65535), kThreads, 0, stream)(s, Act{const_cast<void*>(act), s.bf16_act}, dy, dact);
   AWARE_CUDA_LAUNCHED();
-  weight_grad_kernel<<<dim3(s.in_c, s.out_c), kThreads, 0, stream>>>(s, x, dact, dw, db);
+  AWARE_LAUNCH(weight_grad_kernel, dim3(s.in_c, s.out_c), kThreads, 0, stream)(s, x, dact, dw, db);
   AWARE_CUDA_LAUNCHED();
   if (dx) {
-    const dim3 grid((s.in_c + kOcTile - 1) / kOcTile, s.batch);
-    input_grad_kernel<<<grid, kThreads, shared_floats(s.conv_h(), s.conv_w(), 2 - s.pad) * sizeof(float), stream>>>(
+    const unsigned grid = unsigned(tiles_of(s.in_c)) * unsigned(s.batch);
+    AWARE_LAUNCH(input_grad_kernel, grid, kThreads, shared_floats(s.conv_h(), s.conv_w(), 2 - s.pad) * sizeof(float), stream)(
         s, dact, w, dx);
     AWARE_CUDA_LAUNCHED();
   }

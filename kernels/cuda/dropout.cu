@@ -21,7 +21,7 @@ __global__ void dropout_kernel(size_t n, float rate, uint64_t seed, uint64_t str
 void launch(size_t n, float rate, uint64_t seed, uint64_t stream_id, const uint64_t* step, uint64_t first,
             const float* in, float* out, cudaStream_t stream) {
   if (n == 0) return;
-  dropout_kernel<<<std::min(blocks_for(n, 256), 65535), 256, 0, stream>>>(n, rate, seed, stream_id, step, first, in, out);
+  AWARE_LAUNCH(dropout_kernel, std::min(blocks_for(n, 256), 65535), 256, 0, stream)(n, rate, seed, stream_id, step, first, in, out);
   AWARE_CUDA_LAUNCHED();
 }
 

@@ -26,10 +26,10 @@ void gather_normalise(int rows, int row_size, const void* in, bool in_bf16, cons
                       const float* col_shift, const float* col_scale, float* out, cudaStream_t stream) {
   if (rows == 0) return;
   if (in_bf16)
-    gather_kernel<<<rows, 128, 0, stream>>>(row_size, static_cast<const bf16*>(in), index, row_scale, col_shift,
+    AWARE_LAUNCH(gather_kernel, rows, 128, 0, stream)(row_size, static_cast<const bf16*>(in), index, row_scale, col_shift,
                                             col_scale, out);
   else
-    gather_kernel<<<rows, 128, 0, stream>>>(row_size, static_cast<const float*>(in), index, row_scale, col_shift,
+    AWARE_LAUNCH(gather_kernel, rows, 128, 0, stream)(row_size, static_cast<const float*>(in), index, row_scale, col_shift,
                                             col_scale, out);
   AWARE_CUDA_LAUNCHED();
 }

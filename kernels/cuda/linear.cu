@@ -59,7 +59,7 @@ void linear_forward(cublasHandle_t handle, int batch, int in, int out, bool relu
   // y^T [out x batch] = W [out x in] x^T: column-major W^T is W's row-major storage.
   AWARE_CUBLAS_CHECK(cublasSgemm(handle, CUBLAS_OP_T, CUBLAS_OP_N, out, batch, in, &one, w, in, x, in, &zero, y, out));
   const size_t n = size_t(batch) * out;
-  bias_relu_kernel<<<std::min(blocks_for(n, 256), 4096), 256, 0, stream>>>(batch, out, relu, b, y);
+  AWARE_LAUNCH(bias_relu_kernel, std::min(blocks_for(n, 256), 4096), 256, 0, stream)(batch, out, relu, b, y);
   AWARE_CUDA_LAUNCHED();
 }
 
@@ -69,10 +69,10 @@ void linear_backward(cublasHandle_t handle, int batch, int in, int out, bool rel
   AWARE_CUBLAS_CHECK(cublasSetStream(handle, stream));
   const size_t n = size_t(batch) * out;
   if (relu) {
-    relu_mask_kernel<<<std::min(blocks_for(n, 256), 4096), 256, 0, stream>>>(n, y, dy);
+    AWARE_LAUNCH(relu_mask_kernel, std::min(blocks_for(n, 256), 4096), 256, 0, stream)(n, y, dy);
     AWARE_CUDA_LAUNCHED();
   }
-  bias_grad_kernel<<<blocks_for(size_t(out), 128), 128, 0, stream>>>(batch, out, dy, db);
+  AWARE_LAUNCH(bias_grad_kernel, blocks_for(size_t(out), 128), 128, 0, stream)(batch, out, dy, db);
   AWARE_CUDA_LAUNCHED();
   // dW [out][in] = dy^T x: column-major [in x out] = x^T (col [in x batch]) times dy (col [out x batch])^T.
   AWARE_CUBLAS_CHECK(cublasSgemm(handle, CUBLAS_OP_N, CUBLAS_OP_T, in, out, batch, &one, x, in, dy, out, &zero, dw, in));

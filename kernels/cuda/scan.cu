@@ -15,8 +15,6 @@
 // Bounds: the histograms read 4 bytes a score (8 with weights): 10^8 scores are 0.4 GB, about 0.15 ms of
 // H100 HBM3 bandwidth; the windows are bins^2 / 2 evaluations of ~12 FP64 operations from L2-resident
 // prefix sums (5 * 10^7 at 10^4 bins).
-#include <cub/block/block_scan.cuh>
-
 #include <cmath>
 #include <vector>
 
@@ -52,7 +50,7 @@ __device__ __forceinline__ int bin_of(float p, int bins) {
 
 __global__ void histogram_kernel(const float* __restrict__ scores, const float* __restrict__ weights, size_t n,
                                  DevicePrefix prefix, int cls, bool shared_ok) {
-  extern __shared__ unsigned char smem_raw[];
+  AWARE_DYNAMIC_SHARED(unsigned char, smem_raw);
   const int bins = prefix.bins;
   unsigned int* counts = reinterpret_cast<unsigned int*>(smem_raw);
   double* w_sum = reinterpret_cast<double*>(smem_raw + ((size_t(bins) * 4 + 15) / 16) * 16);
@@ -105,16 +103,19 @@ __global__ void unit_weights_kernel(DevicePrefix prefix, int cls) {
   }
 }
 
-// In-place inclusive scan of entries 1..n of `v` (entry 0 is 0): one block, contiguous chunks per thread.
+// In-place inclusive scan of entries 1..n of `v` (entry 0 is 0): one block of kThreads, contiguous
+// chunks per thread; thread t's offset is the chunk totals of threads 0..t-1 added in order (256 shared
+// reads, once per array: simpler than a tree scan, and the same order as a sequential scan's).
 template <class T>
 __device__ void block_prefix(T* v, int n) {
-  using Scan = cub::BlockScan<T, kThreads>;
-  __shared__ typename Scan::TempStorage temp;
+  AWARE_SHARED(T, totals, kThreads);
   const int chunk = (n + kThreads - 1) / kThreads, begin = 1 + threadIdx.x * chunk, end = min(begin + chunk, n + 1);
   T local = 0;
   for (int i = begin; i < end; ++i) local += v[i];
-  T offset;
-  Scan(temp).ExclusiveSum(local, offset);
+  totals[threadIdx.x] = local;
+  __syncthreads();
+  T offset = 0;
+  for (unsigned t = 0; t < threadIdx.x; ++t) offset += totals[t];
   for (int i = begin; i < end; ++i) v[i] = offset += v[i];
 }
 
@@ -140,10 +141,10 @@ __device__ __forceinline__ bool better(const Candidate& a, const Candidate& b) {
 }
 
 __device__ Candidate block_best(Candidate mine) {
-  __shared__ Candidate all[kThreads];
+  AWARE_SHARED(Candidate, all, kThreads);
   all[threadIdx.x] = mine;
   __syncthreads();
-  for (int stride = blockDim.x / 2; stride > 0; stride >>= 1) {
+  for (unsigned stride = blockDim.x / 2; stride > 0; stride >>= 1) {
     if (threadIdx.x < stride && better(all[threadIdx.x + stride], all[threadIdx.x]))
       all[threadIdx.x] = all[threadIdx.x + stride];
     __syncthreads();
@@ -298,14 +299,14 @@ DevicePrefix device_prefix(const std::vector<DeviceSample>& samples, int bins, c
       AWARE_CUDA_CHECK(cudaFuncSetAttribute(histogram_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared)));
     const int blocks = int(std::min<size_t>(size_t(sms) * 4, std::max<size_t>(1, (s.n + kThreads - 1) / kThreads)));
     if (s.n > 0)
-      histogram_kernel<<<blocks, kThreads, shared_ok ? shared : 0, stream>>>(s.scores, s.weights, s.n, p, c, shared_ok);
+      AWARE_LAUNCH(histogram_kernel, blocks, kThreads, shared_ok ? shared : 0, stream)(s.scores, s.weights, s.n, p, c, shared_ok);
     AWARE_CUDA_LAUNCHED();
     if (!s.weights) {
-      unit_weights_kernel<<<blocks_for(size_t(bins), kThreads), kThreads, 0, stream>>>(p, c);
+      AWARE_LAUNCH(unit_weights_kernel, blocks_for(size_t(bins), kThreads), kThreads, 0, stream)(p, c);
       AWARE_CUDA_LAUNCHED();
     }
   }
-  prefix_kernel<<<dim3(p.classes, 3), kThreads, 0, stream>>>(p);
+  AWARE_LAUNCH(prefix_kernel, dim3(p.classes, 3), kThreads, 0, stream)(p);
   AWARE_CUDA_LAUNCHED();
   return p;
 }
@@ -403,9 +404,9 @@ GpuScan scan_device(const DeviceScanInput& input, const ScanSettings& settings, 
   if (!width_bins.empty())
     AWARE_CUDA_CHECK(cudaMemcpyAsync(d_widths, width_bins.data(), width_bins.size() * sizeof(int),
                                      cudaMemcpyHostToDevice, stream));
-  windows_kernel<<<bins, kThreads, 0, stream>>>(p, k, d_widths, int(width_bins.size()), d_curves, d_below, d_per_lo);
+  AWARE_LAUNCH(windows_kernel, bins, kThreads, 0, stream)(p, k, d_widths, int(width_bins.size()), d_curves, d_below, d_per_lo);
   AWARE_CUDA_LAUNCHED();
-  best_kernel<<<1, kThreads, 0, stream>>>(d_per_lo, bins, d_best);
+  AWARE_LAUNCH(best_kernel, 1, kThreads, 0, stream)(d_per_lo, bins, d_best);
   AWARE_CUDA_LAUNCHED();
 
   Candidate best;
@@ -462,11 +463,11 @@ GpuScan2D scan_2d(const ScanInput2D& input, const ScanSettings& settings) {
     check(!s.p1.empty() && s.p1.size() == s.p2.size(), "scan 2-D (cuda): a class has no events or p1, p2 differ");
     for (size_t i = 0; i < s.p1.size(); ++i) check(!std::isnan(s.p1[i]) && !std::isnan(s.p2[i]), "scan: NaN score");
     const float* w = s.weights.empty() ? nullptr : copies.copy(s.weights);
-    histogram_2d_kernel<<<std::min(blocks_for(s.p1.size(), kThreads), 1024), kThreads>>>(
+    AWARE_LAUNCH(histogram_2d_kernel, std::min(blocks_for(s.p1.size(), kThreads), 1024), kThreads, 0, 0)(
         copies.copy(s.p1), copies.copy(s.p2), w, s.p1.size(), p, int(c));
     AWARE_CUDA_LAUNCHED();
     for (int pass = 0; pass < 2; ++pass) {
-      prefix_2d_kernel<<<blocks_for(size_t(bins), 128), 128>>>(p, int(c), w == nullptr, pass);
+      AWARE_LAUNCH(prefix_2d_kernel, blocks_for(size_t(bins), 128), 128, 0, 0)(p, int(c), w == nullptr, pass);
       AWARE_CUDA_LAUNCHED();
     }
   }
@@ -482,9 +483,9 @@ GpuScan2D scan_2d(const ScanInput2D& input, const ScanSettings& settings) {
     Candidate* d_per = device_alloc<Candidate>(pairs.size());
     Candidate* d_best = device_alloc<Candidate>(1);
     AWARE_CUDA_CHECK(cudaMemcpy(d_pairs, pairs.data(), pairs.size() * sizeof(Pair), cudaMemcpyHostToDevice));
-    rectangles_kernel<<<int(pairs.size()), kThreads>>>(p, k, d_pairs, int(pairs.size()), d_per);
+    AWARE_LAUNCH(rectangles_kernel, int(pairs.size()), kThreads, 0, 0)(p, k, d_pairs, int(pairs.size()), d_per);
     AWARE_CUDA_LAUNCHED();
-    best_kernel<<<1, kThreads>>>(d_per, int(pairs.size()), d_best);
+    AWARE_LAUNCH(best_kernel, 1, kThreads, 0, 0)(d_per, int(pairs.size()), d_best);
     AWARE_CUDA_LAUNCHED();
     Candidate best;
     AWARE_CUDA_CHECK(cudaMemcpy(&best, d_best, sizeof best, cudaMemcpyDeviceToHost));

@@ -20,7 +20,7 @@ __global__ void sgd_kernel(size_t n, float lr, float momentum, float weight_deca
 void sgd_update(size_t n, float lr, float momentum, float weight_decay, float* w, const float* g, float* v,
                 cudaStream_t stream) {
   if (n == 0) return;
-  sgd_kernel<<<std::min(blocks_for(n, 256), 4096), 256, 0, stream>>>(n, lr, momentum, weight_decay, w, g, v);
+  AWARE_LAUNCH(sgd_kernel, std::min(blocks_for(n, 256), 4096), 256, 0, stream)(n, lr, momentum, weight_decay, w, g, v);
   AWARE_CUDA_LAUNCHED();
 }
 

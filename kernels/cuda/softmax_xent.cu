@@ -74,18 +74,18 @@ __global__ void step_stats_kernel(int rows, int classes, const float* __restrict
 
 void softmax_xent(int batch, int classes, const float* logits, const int32_t* label, const float* weight,
                   float* dlogits, float* probs, double* loss, cudaStream_t stream) {
-  softmax_xent_kernel<<<1, kThreads, 0, stream>>>(batch, classes, logits, label, weight, dlogits, probs, loss);
+  AWARE_LAUNCH(softmax_xent_kernel, 1, kThreads, 0, stream)(batch, classes, logits, label, weight, dlogits, probs, loss);
   AWARE_CUDA_LAUNCHED();
 }
 
 void softmax(int batch, int classes, const float* logits, float* probs, cudaStream_t stream) {
-  softmax_kernel<<<blocks_for(size_t(batch), kThreads), kThreads, 0, stream>>>(batch, classes, logits, probs);
+  AWARE_LAUNCH(softmax_kernel, blocks_for(size_t(batch), kThreads), kThreads, 0, stream)(batch, classes, logits, probs);
   AWARE_CUDA_LAUNCHED();
 }
 
 void step_stats(int rows, int classes, const float* probs, const int32_t* label, const double* loss, double* stats,
                 cudaStream_t stream) {
-  step_stats_kernel<<<1, kThreads, 0, stream>>>(rows, classes, probs, label, loss, stats);
+  AWARE_LAUNCH(step_stats_kernel, 1, kThreads, 0, stream)(rows, classes, probs, label, loss, stats);
   AWARE_CUDA_LAUNCHED();
 }
 

@@ -22,7 +22,17 @@
 #include "kernels/sgd.h"
 #include "kernels/softmax_xent.h"
 #include "runtime/backend.h"
+#if defined(AWARE_CUDA_EMULATION)
+namespace aware::cuda {  // cuDNN is not emulated (docs/gpu.md): --conv cudnn is refused there
+struct CudnnConv {
+  size_t workspace_bytes(const ConvShape&) { return 0; }
+  void forward(const ConvShape&, const float*, const float*, const float*, float*, float*, void*) {}
+  void backward(const ConvShape&, const float*, const float*, const float*, const float*, float*, float*, float*, void*) {}
+};
+}  // namespace aware::cuda
+#else
 #include "runtime/cuda/cudnn_conv.cuh"
+#endif
 #include "runtime/cuda/nccl.cuh"
 
 namespace aware {
@@ -56,7 +66,11 @@ class CudaBackend final : public Backend {
     const bool tf32 = options.precision == "tf32";
     check(cublasSetMathMode(cublas_, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH) == CUBLAS_STATUS_SUCCESS,
           "cuBLAS: cannot set the math mode");
+#if defined(AWARE_CUDA_EMULATION)
+    check(options.conv != "cudnn", "--conv cudnn: cuDNN is not part of the CUDA emulation (only a GPU runs it)");
+#else
     if (options.conv == "cudnn") cudnn_ = std::make_unique<cuda::CudnnConv>(stream_, tf32);
+#endif
     AWARE_CUDA_CHECK(cudaMalloc(&loss_device_, sizeof(double)));
     AWARE_CUDA_CHECK(cudaMalloc(&step_device_, sizeof(uint64_t)));
     AWARE_CUDA_CHECK(cudaMallocHost(&loss_host_, sizeof(double)));

@@ -1,0 +1,417 @@
+// The CUDA execution model on the host: a launch runs its blocks one after another, and a block's
+// threads as fibers (Boost.Context) on the calling thread. A fiber runs until it reaches a barrier, a
+// warp collective or its end, then hands over to the next; a barrier opens when every thread of the
+// block has reached it, a shuffle when every lane of its mask has. Blocks one at a time make a block's
+// shared memory plain host memory, allocated and poisoned per block.
+//
+// What it checks, as a GPU would or more strictly (each a planted-bug test in tests/test_cuda_emu.cpp):
+// the launch limits of sm_90, a barrier or warp collective reached by only part of the block or mask
+// (a hang or undefined behaviour on a GPU: here a fault naming the line), reads of shared memory no
+// thread wrote (poisoned with 0xFF bytes: NaN for floats, -1 for integers), and, with ASan, accesses
+// outside shared memory. Races show as results that change with the thread order (AWARE_EMU_ORDER),
+// and under ThreadSanitizer (scripts/cuda_emu_sanitize.sh), where each fiber is a TSan fiber and the
+// barriers are its synchronisation.
+#include <sys/mman.h>
+
+#include <boost/context/detail/fcontext.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <sstream>
+#include <vector>
+
+#include "cuda_emu/internal.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define AWARE_EMU_ASAN 1
+#endif
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#define AWARE_EMU_TSAN 1
+#endif
+
+namespace aware_emu {
+
+ThreadCoordinates* current = nullptr;
+
+namespace {
+
+namespace ctx = boost::context::detail;
+
+// sm_90's limits.
+constexpr unsigned kMaxThreadsPerBlock = 1024, kMaxBlockZ = 64, kMaxGridYZ = 65535;
+constexpr size_t kSharedDefault = 48 * 1024, kSharedOptin = 227 * 1024;
+#if defined(AWARE_EMU_ASAN) || defined(AWARE_EMU_TSAN)
+constexpr size_t kStackBytes = 512 * 1024;
+#else
+constexpr size_t kStackBytes = 128 * 1024;
+#endif
+
+enum class State { ready, at_barrier, at_warp, done };
+
+struct Fiber {
+  ctx::fcontext_t context = nullptr;
+  ThreadCoordinates coords{};
+  int index = 0;  // linear thread index in the block
+  State state = State::ready;
+  std::source_location where;  // of the barrier or collective it waits at
+  uint64_t result = 0;         // of its last warp collective
+#if defined(AWARE_EMU_TSAN)
+  void* tsan = nullptr;
+#endif
+};
+
+// A warp collective in progress: the lanes that have arrived, with their values.
+struct WarpMeeting {
+  unsigned arrived = 0, mask = 0;
+  bool ballot = false;
+  std::source_location where;
+  uint64_t value[32];
+  int source[32];
+};
+
+// One stack per thread of the largest block, mapped once with a guard page below each.
+class Stacks {
+ public:
+  void* top(int i) {
+    if (!base_) {
+      base_ = static_cast<char*>(mmap(nullptr, (kStackBytes + kGuard) * kMaxThreadsPerBlock, PROT_READ | PROT_WRITE,
+                                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
+      if (base_ == MAP_FAILED) std::abort();
+      for (unsigned t = 0; t < kMaxThreadsPerBlock; ++t) mprotect(base_ + t * (kStackBytes + kGuard), kGuard, PROT_NONE);
+    }
+    return base_ + size_t(i) * (kStackBytes + kGuard) + kGuard + kStackBytes;
+  }
+
+ private:
+  static constexpr size_t kGuard = 4096;
+  char* base_ = nullptr;
+};
+
+// The block being run.
+struct Block {
+  std::vector<Fiber> fibers;
+  int live = 0, at_barrier = 0, exited = 0;
+  std::source_location barrier_where;
+  std::vector<WarpMeeting> warps;
+  std::unique_ptr<unsigned char[]> dynamic;
+  std::map<const void*, std::unique_ptr<unsigned char[]>> statics;
+  std::string fault;  // set: the block is abandoned
+};
+
+const std::function<void()>* body = nullptr;  // the launched kernel with its arguments
+Block* block = nullptr;
+Fiber* running = nullptr;
+ctx::fcontext_t scheduler = nullptr;
+size_t dynamic_bytes = 0;
+Order order = [] {
+  const char* v = std::getenv("AWARE_EMU_ORDER");
+  return v && std::string(v) == "reverse" ? Order::reverse : Order::forward;
+}();
+std::map<std::string, int> max_dynamic_shared;  // cudaFuncSetAttribute, by kernel name
+Stacks stacks;
+std::recursive_mutex launch_mutex;
+#if defined(AWARE_EMU_TSAN)
+void* scheduler_tsan = nullptr;
+char barrier_sync, warp_sync;  // TSan's happens-before edges of the barriers and collectives
+#endif
+#if defined(AWARE_EMU_ASAN)
+void* asan_fake_stack = nullptr;
+const void* asan_scheduler_bottom = nullptr;
+size_t asan_scheduler_size = 0;
+#endif
+
+std::string site(const std::source_location& w) {
+  return std::string(w.file_name()) + ":" + std::to_string(w.line());
+}
+
+// Switches from the scheduler into fiber f until it yields or ends.
+void resume(Fiber& f) {
+  running = &f;
+  current = &f.coords;
+#if defined(AWARE_EMU_TSAN)
+  __tsan_switch_to_fiber(f.tsan, 0);
+#endif
+#if defined(AWARE_EMU_ASAN)
+  __sanitizer_start_switch_fiber(&asan_fake_stack, static_cast<char*>(stacks.top(f.index)) - kStackBytes, kStackBytes);
+#endif
+  const ctx::transfer_t back = ctx::jump_fcontext(f.context, &f);
+#if defined(AWARE_EMU_ASAN)
+  __sanitizer_finish_switch_fiber(asan_fake_stack, nullptr, nullptr);
+#endif
+  f.context = back.fctx;
+  running = nullptr;
+}
+
+// From the running fiber back to the scheduler; returns when the scheduler resumes it.
+void yield_to_scheduler([[maybe_unused]] bool ending = false) {
+#if defined(AWARE_EMU_TSAN)
+  __tsan_switch_to_fiber(scheduler_tsan, 0);
+#endif
+#if defined(AWARE_EMU_ASAN)
+  void* fake = nullptr;
+  __sanitizer_start_switch_fiber(ending ? nullptr : &fake, asan_scheduler_bottom, asan_scheduler_size);
+#endif
+  const ctx::transfer_t back = ctx::jump_fcontext(scheduler, nullptr);
+  scheduler = back.fctx;
+#if defined(AWARE_EMU_ASAN)
+  __sanitizer_finish_switch_fiber(fake, &asan_scheduler_bottom, &asan_scheduler_size);
+#endif
+}
+
+// A fault ends the block: the message names the kernel's line; the launch reports it.
+[[noreturn]] void fault(const std::string& message) {
+  if (block->fault.empty()) block->fault = message;
+  running->state = State::done;
+  for (;;) yield_to_scheduler(true);
+}
+
+void fiber_main(ctx::transfer_t from) {
+  scheduler = from.fctx;
+#if defined(AWARE_EMU_ASAN)
+  __sanitizer_finish_switch_fiber(nullptr, &asan_scheduler_bottom, &asan_scheduler_size);
+#endif
+  (*body)();
+  Fiber& f = *running;
+  // A thread that ends while others wait at a barrier or in a collective with it: on a GPU a hang or
+  // undefined behaviour.
+  if (block->at_barrier > 0)
+    fault("thread " + std::to_string(f.index) + " ended while " + std::to_string(block->at_barrier) +
+          " threads wait at __syncthreads() (" + site(block->barrier_where) +
+          "): a barrier reached by only part of the block");
+  const WarpMeeting& w = block->warps[f.index / 32];
+  if (w.arrived && (w.mask >> (f.index % 32) & 1u))
+    fault("lane " + std::to_string(f.index % 32) + " of warp " + std::to_string(f.index / 32) +
+          " ended while lanes of its mask wait in a warp collective (" + site(w.where) + ")");
+  f.state = State::done;
+  --block->live;
+  ++block->exited;
+  for (;;) yield_to_scheduler(true);
+}
+
+std::string describe_deadlock() {
+  std::ostringstream out;
+  out << "no thread can go on:";
+  int shown = 0;
+  for (const Fiber& f : block->fibers) {
+    if (f.state == State::done || shown == 4) continue;
+    ++shown;
+    out << " thread " << f.index << " waits at " << (f.state == State::at_barrier ? "__syncthreads()" : "a warp collective")
+        << " (" << site(f.where) << ");";
+  }
+  out << " a barrier or warp collective reached by only part of the block or warp";
+  return out.str();
+}
+
+// Runs the block at block->fibers' coordinates to the end, or to its first fault.
+void run_block() {
+  const int n = int(block->fibers.size());
+  for (Fiber& f : block->fibers) {
+    f.context = ctx::make_fcontext(stacks.top(f.index), kStackBytes, fiber_main);
+#if defined(AWARE_EMU_TSAN)
+    f.tsan = __tsan_create_fiber(0);
+#endif
+  }
+  block->live = n;
+  while (block->live > 0 && block->fault.empty()) {
+    bool progressed = false;
+    for (int k = 0; k < n && block->fault.empty(); ++k) {
+      Fiber& f = block->fibers[order == Order::forward ? k : n - 1 - k];
+      if (f.state != State::ready) continue;
+      resume(f);
+      progressed = true;
+    }
+    if (!progressed && block->live > 0 && block->fault.empty()) block->fault = describe_deadlock();
+  }
+#if defined(AWARE_EMU_TSAN)
+  for (Fiber& f : block->fibers) __tsan_destroy_fiber(f.tsan);
+#endif
+}
+
+void check_mask(unsigned mask, const std::source_location& where) {
+  const int lane = running->index % 32, warp = running->index / 32;
+  const int lanes = std::min(32, int(block->fibers.size()) - warp * 32);
+  const unsigned existing = lanes == 32 ? 0xffffffffu : (1u << lanes) - 1u;
+  if (!(mask >> lane & 1u))
+    fault("lane " + std::to_string(lane) + " calls a warp collective (" + site(where) + ") with a mask that leaves it out");
+  if (mask & ~existing)
+    fault("a warp collective (" + site(where) + ") names lanes that do not exist (warp " + std::to_string(warp) + " has " +
+          std::to_string(lanes) + " threads)");
+}
+
+// The lanes of `mask` meet; the last to arrive computes every lane's result and frees the others.
+uint64_t warp_meet(unsigned mask, uint64_t value, int source, bool ballot, const std::source_location& where) {
+  check_mask(mask, where);
+  const int lane = running->index % 32;
+  WarpMeeting& w = block->warps[running->index / 32];
+  if (w.arrived == 0) {
+    w.mask = mask, w.ballot = ballot, w.where = where;
+  } else if (w.mask != mask || w.ballot != ballot) {
+    fault("lanes of warp " + std::to_string(running->index / 32) + " meet in different warp collectives or masks (" +
+          site(w.where) + " and " + site(where) + ")");
+  }
+  w.value[lane] = value;
+  w.source[lane] = source;
+  w.arrived |= 1u << lane;
+#if defined(AWARE_EMU_TSAN)
+  __tsan_release(&warp_sync);
+#endif
+  if (w.arrived == w.mask) {
+    unsigned votes = 0;
+    for (int l = 0; l < 32; ++l)
+      if ((w.mask >> l & 1u) && w.value[l]) votes |= 1u << l;
+    const int base = (running->index / 32) * 32;
+    for (int l = 0; l < 32; ++l) {
+      if (!(w.mask >> l & 1u)) continue;
+      Fiber& f = block->fibers[size_t(base + l)];
+      const int s = w.source[l];
+      // A source lane outside the mask gives an undefined value on a GPU: here the poison pattern.
+      f.result = w.ballot ? votes : (s >= 0 && s < 32 && (w.mask >> s & 1u)) ? w.value[s] : ~uint64_t(0);
+      if (&f != running) f.state = State::ready;
+    }
+    w.arrived = 0;
+  } else {
+    running->state = State::at_warp;
+    running->where = where;
+    yield_to_scheduler();
+  }
+#if defined(AWARE_EMU_TSAN)
+  __tsan_acquire(&warp_sync);
+#endif
+  return running->result;
+}
+
+}  // namespace
+
+void sync_threads(std::source_location where) {
+  if (!block) {
+    std::fprintf(stderr, "aware CUDA emulation: __syncthreads() outside a kernel (%s)\n", site(where).c_str());
+    std::abort();
+  }
+  if (block->exited > 0)
+    fault("__syncthreads() (" + site(where) + ") reached after " + std::to_string(block->exited) +
+          " threads of the block ended: a barrier reached by only part of the block");
+  if (block->at_barrier == 0) block->barrier_where = where;
+  ++block->at_barrier;
+#if defined(AWARE_EMU_TSAN)
+  __tsan_release(&barrier_sync);
+#endif
+  if (block->at_barrier == block->live) {  // the last one opens it
+    for (Fiber& f : block->fibers)
+      if (f.state == State::at_barrier) f.state = State::ready;
+    block->at_barrier = 0;
+  } else {
+    running->state = State::at_barrier;
+    running->where = where;
+    yield_to_scheduler();
+  }
+#if defined(AWARE_EMU_TSAN)
+  __tsan_acquire(&barrier_sync);
+#endif
+}
+
+void sync_warp(unsigned mask, std::source_location where) { warp_meet(mask, 0, 0, false, where); }
+
+uint64_t warp_exchange(unsigned mask, uint64_t value, int source, std::source_location where) {
+  return warp_meet(mask, value, source, false, where);
+}
+
+unsigned warp_ballot(unsigned mask, bool predicate, std::source_location where) {
+  return unsigned(warp_meet(mask, predicate ? 1 : 0, 0, true, where));
+}
+
+void* dynamic_shared() {
+  if (!block->dynamic) {  // allocated at first use, the launch's exact size (ASan sees its end)
+    block->dynamic.reset(new unsigned char[dynamic_bytes]);
+    std::memset(block->dynamic.get(), 0xFF, dynamic_bytes);
+  }
+  return block->dynamic.get();
+}
+
+void* static_shared(const void* key, size_t bytes) {
+  auto& slot = block->statics[key];
+  if (!slot) {
+    slot.reset(new unsigned char[bytes]);
+    std::memset(slot.get(), 0xFF, bytes);
+  }
+  return slot.get();
+}
+
+void set_order(Order o) { order = o; }
+
+cudaError_t set_function_attribute(const char* kernel, cudaFuncAttribute attr, int value) {
+  if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 || size_t(value) > kSharedOptin)
+    return record_error(cudaErrorInvalidValue);
+  max_dynamic_shared[kernel] = value;
+  return cudaSuccess;
+}
+
+void launch(const LaunchSite& s, std::function<void()> kernel) {
+  std::lock_guard lock(launch_mutex);
+  if (const cudaError_t sticky = sticky_error(); sticky != cudaSuccess) return void(record_error(sticky));
+  const unsigned threads = s.block.x * s.block.y * s.block.z;
+  const auto bad = [&](cudaError_t e, const std::string& why) {
+    std::fprintf(stderr, "aware CUDA emulation: launch of %s (%s): %s\n", s.kernel, site(s.where).c_str(), why.c_str());
+    record_error(e);
+  };
+  if (threads == 0 || threads > kMaxThreadsPerBlock || s.block.z > kMaxBlockZ)
+    return bad(cudaErrorInvalidConfiguration, "block of " + std::to_string(s.block.x) + " x " + std::to_string(s.block.y) +
+                                                  " x " + std::to_string(s.block.z) + " threads (sm_90: 1 to 1024, z <= 64)");
+  if (s.grid.x == 0 || s.grid.y == 0 || s.grid.z == 0 || s.grid.x > 0x7fffffffu || s.grid.y > kMaxGridYZ ||
+      s.grid.z > kMaxGridYZ)
+    return bad(cudaErrorInvalidConfiguration, "grid of " + std::to_string(s.grid.x) + " x " + std::to_string(s.grid.y) +
+                                                  " x " + std::to_string(s.grid.z) +
+                                                  " blocks (sm_90: x < 2^31, y and z <= 65535)");
+  const auto opt_in = max_dynamic_shared.find(s.kernel);
+  const size_t shared_limit = opt_in == max_dynamic_shared.end() ? kSharedDefault : size_t(opt_in->second);
+  if (s.shared_bytes > shared_limit)
+    return bad(cudaErrorInvalidValue, std::to_string(s.shared_bytes) + " bytes of dynamic shared memory (limit " +
+                                          std::to_string(shared_limit) +
+                                          (opt_in == max_dynamic_shared.end()
+                                               ? " without cudaFuncSetAttribute's opt-in)"
+                                               : " set by cudaFuncSetAttribute)"));
+  if (!stream_is_valid(s.stream)) return bad(cudaErrorInvalidResourceHandle, "the stream is not a live stream");
+  const LaunchSite copy = s;
+  enqueue(s.stream, [copy, kernel = std::move(kernel)] {
+    std::lock_guard inner(launch_mutex);
+    if (sticky_error() != cudaSuccess) return;
+    const std::function<void()>* saved_body = body;
+    Block* saved_block = block;
+    ThreadCoordinates* saved_current = current;
+    body = &kernel;
+    dynamic_bytes = copy.shared_bytes;
+#if defined(AWARE_EMU_TSAN)
+    scheduler_tsan = __tsan_get_current_fiber();
+#endif
+    const dim3 g = copy.grid, b = copy.block;
+    const size_t blocks = size_t(g.x) * g.y * g.z, threads_per_block = size_t(b.x) * b.y * b.z;
+    std::string message;
+    for (size_t k = 0; k < blocks && message.empty(); ++k) {
+      const size_t id = order == Order::forward ? k : blocks - 1 - k;
+      Block current_block;
+      block = &current_block;
+      current_block.fibers.resize(threads_per_block);
+      current_block.warps.resize((threads_per_block + 31) / 32);
+      const uint3 block_index{unsigned(id % g.x), unsigned(id / g.x % g.y), unsigned(id / (size_t(g.x) * g.y))};
+      for (size_t t = 0; t < threads_per_block; ++t) {
+        Fiber& f = current_block.fibers[t];
+        f.index = int(t);
+        f.coords = {{unsigned(t % b.x), unsigned(t / b.x % b.y), unsigned(t / (size_t(b.x) * b.y))}, block_index, b, g};
+      }
+      run_block();
+      if (!current_block.fault.empty())
+        message = "block (" + std::to_string(block_index.x) + ", " + std::to_string(block_index.y) + ", " +
+                  std::to_string(block_index.z) + "): " + current_block.fault;
+    }
+    body = saved_body;
+    block = saved_block;
+    current = saved_current;
+    if (!message.empty()) kernel_fault(std::string(copy.kernel) + " (launched at " + site(copy.where) + "), " + message);
+  });
+}
+
+}  // namespace aware_emu
