@@ -1,28 +1,21 @@
-// Manual timing of GPU work for Google Benchmark: each iteration runs `work` between two CUDA events
-// and reports the time between them (the benchmark must be registered with UseManualTime()). `work`
-// returns only when its device work is done (it synchronizes), so the stop event follows it.
+// Manual timing of GPU work for Google Benchmark: each iteration's time is the host's wall clock around
+// `work`, which returns only when its device work is done (it synchronizes). The benchmark must be
+// registered with UseManualTime(). (Events on the legacy stream would not bracket work that runs on
+// the backend's non-blocking streams; the clock around a synchronized call does, launches included.)
 #pragma once
 #include <benchmark/benchmark.h>
-#include <cuda_runtime.h>
+
+#include <chrono>
 
 namespace aware {
 
 template <class Work>
 void time_on_device(benchmark::State& state, Work&& work) {
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
   for (auto _ : state) {
-    cudaEventRecord(start, nullptr);
+    const auto start = std::chrono::steady_clock::now();
     work();
-    cudaEventRecord(stop, nullptr);
-    cudaEventSynchronize(stop);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, start, stop);
-    state.SetIterationTime(ms / 1e3);
+    state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
 }
 
 }  // namespace aware

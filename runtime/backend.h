@@ -112,6 +112,9 @@ std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOp
 
 // True when this build has the CUDA backend and a CUDA device is present (tests skip otherwise).
 bool cuda_available();
+// What the CUDA runtime says of the devices: driver and runtime versions, and the device count or the
+// query's error ("this build has no CUDA backend" without one). For messages and the GPU check.
+std::string cuda_device_status();
 
 // Sets the OpenMP thread count of the CPU backend (0: leave OpenMP's default).
 void set_cpu_threads(int threads);

@@ -91,6 +91,7 @@ std::unique_ptr<Backend> make_cpu_backend(const std::string& precision) {
 #if defined(AWARE_CUDA)
 std::unique_ptr<Backend> make_cuda_backend(const BackendOptions& options);  // runtime/cuda/, when built with CUDA
 bool cuda_device_present();
+std::string cuda_device_report();
 #endif
 
 std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOptions& options) {
@@ -119,6 +120,14 @@ bool cuda_available() {
   return cuda_device_present();
 #else
   return false;
+#endif
+}
+
+std::string cuda_device_status() {
+#if defined(AWARE_CUDA)
+  return cuda_device_report();
+#else
+  return "this build has no CUDA backend";
 #endif
 }
 

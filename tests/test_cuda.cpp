@@ -24,9 +24,6 @@
 namespace aware {
 namespace {
 
-#define SKIP_WITHOUT_CUDA() \
-  if (!cuda_available()) GTEST_SKIP() << "no CUDA backend in this build or no CUDA device"
-
 using testing::random_vector;
 
 // One buffer on each backend, filled from the host or poisoned with NaN.
@@ -81,14 +78,37 @@ void expect_close(Twin& t, double tol, const std::string& what) {
                      << " against max |cpu| " << scale;
 }
 
+// Without a device the tests skip, unless AWARE_REQUIRE_CUDA=1 (scripts/gpu_check.sh): then a GPU run
+// that finds no usable device fails, saying why, instead of passing quietly.
+bool cuda_or_skip_reason(std::string& why) {
+  if (cuda_available()) return true;
+  why = "no CUDA backend in this build or no usable CUDA device (" + cuda_device_status() + ")";
+  return false;
+}
+
 class CudaTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!cuda_available()) GTEST_SKIP() << "no CUDA backend in this build or no CUDA device";
+    if (std::string why; !cuda_or_skip_reason(why)) {
+      if (const char* v = std::getenv("AWARE_REQUIRE_CUDA"); v && std::string(v) == "1") FAIL() << why;
+      GTEST_SKIP() << why;
+    }
+#if defined(AWARE_CUDA_EMULATION)
+    allocations_before = aware_emu::device_allocations();
+#endif
     cpu = make_backend("cpu");
     gpu = make_backend("cuda");
   }
+  // Every test frees the device memory it took (the emulation counts the allocations).
+  void TearDown() override {
+    gpu.reset();
+    cpu.reset();
+#if defined(AWARE_CUDA_EMULATION)
+    EXPECT_EQ(aware_emu::device_allocations(), allocations_before) << "device memory not freed by the test";
+#endif
+  }
   std::unique_ptr<Backend> cpu, gpu;
+  size_t allocations_before = 0;
 };
 
 class CudaConvTest : public CudaTest, public ::testing::WithParamInterface<ConvShape> {};
@@ -138,9 +158,10 @@ TEST_P(CudaConvTest, ForwardAndBackwardEqualTheCpuTwin) { check_conv(*cpu, *gpu,
 // the same FP32 sums, possibly to the neighbouring value where the sums differ in their last bits), y
 // exactly the pool of the GPU's own stored values (first maximum), and the backward pass from the CPU's
 // stored values as in FP32.
-TEST_P(CudaConvTest, Bf16ActivationsEqualTheCpuTwin) {
+class CudaPooledConvTest : public CudaConvTest {};  // BF16 activations are stored for pooled layers only
+
+TEST_P(CudaPooledConvTest, Bf16ActivationsEqualTheCpuTwin) {
   ConvShape s = GetParam();
-  if (!s.pool) GTEST_SKIP() << "BF16 activations are stored for pooled layers only";
   s.bf16_act = true;
   ConvTwins t(*cpu, *gpu, s);
   const size_t act = t.act;
@@ -170,6 +191,9 @@ TEST_P(CudaConvTest, Bf16ActivationsEqualTheCpuTwin) {
 }
 
 TEST_P(CudaConvTest, TheCudnnPathEqualsTheCpuTwin) {
+#if defined(AWARE_CUDA_EMULATION)
+  GTEST_SKIP() << "cuDNN is not emulated: its path runs on a GPU only (docs/gpu.md)";
+#endif
   auto cudnn = make_backend("cuda", {"cudnn", "fp32"});
   check_conv(*cpu, *cudnn, GetParam(), "cudnn");
 }
@@ -183,18 +207,25 @@ ConvShape shape(int batch, int in_c, int h, int w, int out_c, int pad, bool pool
 // The four layers of Fig. 1 (25x25 jets), then odd sizes: channels not a multiple of the tile,
 // non-square planes, odd conv planes under the pool, no ReLU, a plane larger than one pass of pixels,
 // and one larger than shared memory (staged as bands of rows).
-INSTANTIATE_TEST_SUITE_P(Shapes, CudaConvTest,
-                         ::testing::Values(shape(3, 1, 25, 25, 30, 0, false), shape(3, 30, 23, 23, 40, 1, false),
-                                           shape(3, 40, 23, 23, 30, 0, true), shape(3, 30, 10, 10, 40, 1, true),
-                                           shape(5, 3, 7, 9, 13, 1, true), shape(2, 5, 11, 6, 7, 0, false, false),
-                                           shape(1, 2, 40, 37, 9, 1, true), shape(2, 3, 130, 121, 5, 1, true)),
-                         [](const ::testing::TestParamInfo<ConvShape>& info) {
-                           const ConvShape& s = info.param;
-                           std::ostringstream name;
-                           name << "b" << s.batch << "_" << s.in_c << "x" << s.in_h << "x" << s.in_w << "_to_" << s.out_c
-                                << "_pad" << s.pad << (s.pool ? "_pool" : "") << (s.relu ? "" : "_norelu");
-                           return name.str();
-                         });
+const std::vector<ConvShape> kShapes{shape(3, 1, 25, 25, 30, 0, false),   shape(3, 30, 23, 23, 40, 1, false),
+                                      shape(3, 40, 23, 23, 30, 0, true),    shape(3, 30, 10, 10, 40, 1, true),
+                                      shape(5, 3, 7, 9, 13, 1, true),       shape(2, 5, 11, 6, 7, 0, false, false),
+                                      shape(1, 2, 40, 37, 9, 1, true),      shape(2, 3, 130, 121, 5, 1, true)};
+std::vector<ConvShape> pooled(const std::vector<ConvShape>& all) {
+  std::vector<ConvShape> out;
+  for (const ConvShape& s : all)
+    if (s.pool) out.push_back(s);
+  return out;
+}
+std::string shape_name(const ::testing::TestParamInfo<ConvShape>& info) {
+  const ConvShape& s = info.param;
+  std::ostringstream name;
+  name << "b" << s.batch << "_" << s.in_c << "x" << s.in_h << "x" << s.in_w << "_to_" << s.out_c << "_pad" << s.pad
+       << (s.pool ? "_pool" : "") << (s.relu ? "" : "_norelu");
+  return name.str();
+}
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaConvTest, ::testing::ValuesIn(kShapes), shape_name);
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaPooledConvTest, ::testing::ValuesIn(pooled(kShapes)), shape_name);
 
 TEST_F(CudaTest, LinearEqualsTheCpuTwin) {
   const int batch = 7, in = 37, out = 11;

@@ -36,6 +36,7 @@ struct CudnnConv {
 #include "runtime/cuda/nccl.cuh"
 
 namespace aware {
+std::string cuda_device_report();
 namespace {
 
 // One GPU per local rank: the launcher's local rank (OpenMPI, Slurm, or none) modulo the devices.
@@ -50,8 +51,10 @@ class CudaBackend final : public Backend {
   explicit CudaBackend(const BackendOptions& options) : options_(options) {
     precision_ = options.precision;
     int devices = 0;
-    AWARE_CUDA_CHECK(cudaGetDeviceCount(&devices));
-    check(devices > 0, "--device cuda: no CUDA device is present");
+    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+      cudaGetLastError();
+      throw Error("--device cuda: no usable CUDA device (" + cuda_device_report() + ")");
+    }
     device_ = local_device(devices);
     AWARE_CUDA_CHECK(cudaSetDevice(device_));
     AWARE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
@@ -74,7 +77,8 @@ class CudaBackend final : public Backend {
     AWARE_CUDA_CHECK(cudaMalloc(&loss_device_, sizeof(double)));
     AWARE_CUDA_CHECK(cudaMalloc(&step_device_, sizeof(uint64_t)));
     AWARE_CUDA_CHECK(cudaMallocHost(&loss_host_, sizeof(double)));
-    for (Staging& slot : staging_) AWARE_CUDA_CHECK(cudaEventCreateWithFlags(&slot.done, cudaEventDisableTiming));
+    for (Ring* ring : {&upload_ring_, &prefetch_ring_})
+      for (Staging& slot : ring->slots) AWARE_CUDA_CHECK(cudaEventCreateWithFlags(&slot.done, cudaEventDisableTiming));
   }
   ~CudaBackend() override {
     cudaStreamSynchronize(copy_stream_);
@@ -84,10 +88,11 @@ class CudaBackend final : public Backend {
     graph_ = nullptr;
     nccl_.reset();
     cudnn_.reset();
-    for (Staging& slot : staging_) {
-      if (slot.host) cudaFreeHost(slot.host);
-      cudaEventDestroy(slot.done);
-    }
+    for (Ring* ring : {&upload_ring_, &prefetch_ring_})
+      for (Staging& slot : ring->slots) {
+        if (slot.host) cudaFreeHost(slot.host);
+        cudaEventDestroy(slot.done);
+      }
     cudaFree(step_device_);
     cudaFreeHost(loss_host_);
     cudaFree(loss_device_);
@@ -140,47 +145,43 @@ class CudaBackend final : public Backend {
     else
       std::free(p);
   }
+  // Pageable host memory: a copy to or from it returns only when done, so it would block inside the
+  // runtime behind a collective whose peer died; waiting first (a wait that polls NCCL and times out)
+  // leaves nothing ahead of the copy.
   void to_device(void* dst, const void* src, size_t bytes) override {
     check(!graph_mode_, "CUDA graph step: a host copy inside the step");
-    AWARE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
-    // A pageable source is staged before the call returns, but a later host write must not race a
-    // pinned one: wait, as the CPU backend's memcpy would.
     wait();
+    AWARE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+    wait();  // a later host write must not race a copy from page-locked memory, as with the CPU's memcpy
   }
   void to_host(void* dst, const void* src, size_t bytes) override {
     check(!graph_mode_, "CUDA graph step: a host copy inside the step");
+    wait();
     AWARE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
     wait();
   }
-  // A ring of page-locked staging slots: a slot is reused once the copy from it, kStagingSlots uploads
-  // ago (several steps), has run, so the host waits only when it is that far ahead of the device.
+  // A step's indices, labels and weights, through upload_ring_: the host waits only when it is
+  // kStagingSlots uploads (several steps) ahead of the device.
   void upload(void* dst, const void* src, size_t bytes) override {
     check(!graph_mode_, "CUDA graph step: a host copy inside the step");
-    Staging& slot = staging_[next_staging_];
-    next_staging_ = (next_staging_ + 1) % kStagingSlots;
-    if (slot.in_flight) wait_for(slot.done);
-    if (slot.bytes < bytes) {
-      if (slot.host) AWARE_CUDA_CHECK(cudaFreeHost(slot.host));
-      slot.host = nullptr;
-      slot.bytes = 0;
-      if (cudaMallocHost(&slot.host, bytes) != cudaSuccess) {  // no page-locked memory: copy and wait
-        cudaGetLastError();
-        slot.host = nullptr;
-        to_device(dst, src, bytes);
-        return;
-      }
-      slot.bytes = bytes;
-    }
-    std::memcpy(slot.host, src, bytes);
-    AWARE_CUDA_CHECK(cudaMemcpyAsync(dst, slot.host, bytes, cudaMemcpyHostToDevice, stream_));
-    AWARE_CUDA_CHECK(cudaEventRecord(slot.done, stream_));
-    slot.in_flight = true;
+    Staging* slot = stage(upload_ring_, src, bytes);
+    if (!slot) return to_device(dst, src, bytes);  // no page-locked memory: copy and wait
+    AWARE_CUDA_CHECK(cudaMemcpyAsync(dst, slot->host, bytes, cudaMemcpyHostToDevice, stream_));
+    AWARE_CUDA_CHECK(cudaEventRecord(slot->done, stream_));
+    slot->in_flight = true;
   }
+  // Scoring's next batch, on the copy stream after the work so far, through page-locked staging (a
+  // copy from pageable memory would hold the host until it is done: no overlap).
   void prefetch(void* dst, const void* src, size_t bytes) override {
     check(!graph_mode_, "CUDA graph step: a host copy inside the step");
+    Staging* slot = stage(prefetch_ring_, src, bytes);
     AWARE_CUDA_CHECK(cudaEventRecord(before_copy_, stream_));  // after what reads dst so far
     AWARE_CUDA_CHECK(cudaStreamWaitEvent(copy_stream_, before_copy_, 0));
-    AWARE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, copy_stream_));
+    AWARE_CUDA_CHECK(cudaMemcpyAsync(dst, slot ? slot->host : src, bytes, cudaMemcpyHostToDevice, copy_stream_));
+    if (slot) {
+      AWARE_CUDA_CHECK(cudaEventRecord(slot->done, copy_stream_));
+      slot->in_flight = true;
+    }
     AWARE_CUDA_CHECK(cudaEventRecord(copied_, copy_stream_));
     prefetched_ = true;
   }
@@ -356,6 +357,39 @@ class CudaBackend final : public Backend {
     }
   }
 
+  struct Staging {         // a page-locked slot of a ring
+    void* host = nullptr;  // page-locked
+    size_t bytes = 0;
+    cudaEvent_t done = nullptr;  // recorded after the copy from it
+    bool in_flight = false;
+  };
+  static constexpr int kStagingSlots = 16;  // a step uploads 4 (2 index sets, labels, weights)
+  struct Ring {
+    Staging slots[kStagingSlots];
+    int next = 0;
+  };
+  // The ring's next slot, holding a copy of src, once the copy from it kStagingSlots uses ago has run;
+  // nullptr when the system grants no page-locked memory.
+  Staging* stage(Ring& ring, const void* src, size_t bytes) {
+    Staging& slot = ring.slots[ring.next];
+    ring.next = (ring.next + 1) % kStagingSlots;
+    if (slot.in_flight) wait_for(slot.done);
+    slot.in_flight = false;
+    if (slot.bytes < bytes) {
+      if (slot.host) AWARE_CUDA_CHECK(cudaFreeHost(slot.host));
+      slot.host = nullptr;
+      slot.bytes = 0;
+      if (cudaMallocHost(&slot.host, bytes) != cudaSuccess) {
+        cudaGetLastError();
+        slot.host = nullptr;
+        return nullptr;
+      }
+      slot.bytes = bytes;
+    }
+    std::memcpy(slot.host, src, bytes);
+    return &slot;
+  }
+
   cuda::Nccl& nccl(Communicator& comm) {
     if (!nccl_) nccl_ = std::make_unique<cuda::Nccl>(comm);
     check(nccl_->size() == comm.size(), "NCCL: the communicator changed size");
@@ -381,18 +415,27 @@ class CudaBackend final : public Backend {
   cudaGraphExec_t graph_ = nullptr;  // the captured step
   uint64_t* step_device_ = nullptr;  // the step of the replay, for dropout
   uint64_t graph_id_ = 0;            // of the captured graph
-  struct Staging {                   // upload()'s ring
-    void* host = nullptr;            // page-locked
-    size_t bytes = 0;
-    cudaEvent_t done = nullptr;      // recorded after the copy from it
-    bool in_flight = false;
-  };
-  static constexpr int kStagingSlots = 16;  // a step uploads 4 (2 index sets, labels, weights)
-  Staging staging_[kStagingSlots];
-  int next_staging_ = 0;
+  Ring upload_ring_, prefetch_ring_;  // page-locked staging of upload() and prefetch()
 };
 
 }  // namespace
+
+std::string cuda_device_report() {
+  const auto version = [](int v) { return v ? std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10) : "none"; };
+  int driver = 0, runtime = 0, devices = 0;
+  cudaDriverGetVersion(&driver);
+  cudaRuntimeGetVersion(&runtime);
+  const cudaError_t status = cudaGetDeviceCount(&devices);
+  cudaGetLastError();
+  std::string report = "CUDA driver " + version(driver) + ", runtime " + version(runtime) + ": ";
+  if (status != cudaSuccess) return report + "device query failed: " + cudaGetErrorName(status) + ", " + cudaGetErrorString(status);
+  report += std::to_string(devices) + (devices == 1 ? " device" : " devices");
+  if (devices > 0) {
+    cudaDeviceProp p{};
+    if (cudaGetDeviceProperties(&p, 0) == cudaSuccess) report += std::string(", the first ") + p.name;
+  }
+  return report;
+}
 
 bool cuda_device_present() {
   int devices = 0;

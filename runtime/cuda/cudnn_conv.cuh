@@ -106,14 +106,16 @@ class CudnnConv {
     size_t planned_bytes = 0;  // the largest workspace planned for (workspace_bytes() at planning)
   };
 
-  // The fastest algorithm cuDNN's heuristics rank first; deterministic ones for the backward pass.
+  // The fastest usable algorithm cuDNN's heuristics rank first; deterministic ones for the backward pass.
   Algos choose(const Plan& p) {
     Algos a;
     int found = 0;
     cudnnConvolutionFwdAlgoPerf_t fwd[8];
     AWARE_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle_, p.x, p.w, p.conv, p.act, 8, &found, fwd));
-    check(found > 0, "cuDNN: no forward algorithm");
-    a.fwd = fwd[0].algo;
+    int usable = 0;  // the first ranked algorithm whose status is a success
+    while (usable < found && fwd[usable].status != CUDNN_STATUS_SUCCESS) ++usable;
+    check(usable < found, "cuDNN: no usable forward algorithm for this convolution");
+    a.fwd = fwd[usable].algo;
     cudnnConvolutionBwdFilterAlgoPerf_t bf[8];
     AWARE_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(handle_, p.x, p.act, p.conv, p.w, 8, &found, bf));
     a.bwd_filter = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;

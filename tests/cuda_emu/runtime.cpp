@@ -52,6 +52,7 @@ std::string fault_message;
 std::map<uintptr_t, size_t> device_memory;  // start -> bytes
 std::map<uintptr_t, size_t> pinned_memory;
 size_t device_total = 0;
+size_t pageable_async = 0;  // cudaMemcpyAsync from pageable host memory: synchronous on a GPU
 CUstream_st legacy_stream;
 std::set<cudaStream_t> streams{&legacy_stream};
 std::set<Capture*> captures;
@@ -110,6 +111,7 @@ void kernel_fault(const std::string& message) {
 std::string last_fault() { return fault_message; }
 size_t device_allocations() { return device_memory.size(); }
 size_t device_bytes() { return device_total; }
+size_t pageable_async_copies() { return pageable_async; }
 bool is_device_pointer(const void* p, size_t bytes) { return in_allocation(device_memory, p, bytes); }
 bool stream_is_valid(cudaStream_t s) { return streams.count(resolve(s)) > 0; }
 
@@ -295,6 +297,7 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
   AWARE_EMU_ENTER();
   if (!stream_is_valid(stream)) return record_error(cudaErrorInvalidResourceHandle);
   if (const cudaError_t e = check_copy(dst, src, bytes, kind, "cudaMemcpyAsync"); e != cudaSuccess) return record_error(e);
+  if (kind == cudaMemcpyHostToDevice && bytes && !in_allocation(pinned_memory, src, bytes)) ++pageable_async;
   if (bytes) enqueue(stream, [=] { std::memmove(dst, src, bytes); });
   return cudaSuccess;
 }

@@ -195,6 +195,9 @@ unsigned warp_ballot(unsigned mask, bool predicate, std::source_location where);
 std::string last_fault();
 size_t device_allocations();
 size_t device_bytes();
+// Host-to-device cudaMemcpyAsync calls from pageable memory so far: on a GPU they hold the host until
+// the copy is done, so they overlap nothing.
+size_t pageable_async_copies();
 // Thread orders the scheduler runs a block's threads (and the blocks) in; AWARE_EMU_ORDER=reverse sets it for a whole process.
 enum class Order { forward, reverse };
 void set_order(Order order);
