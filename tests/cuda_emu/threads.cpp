@@ -29,9 +29,12 @@
 #include <sanitizer/asan_interface.h>
 #define AWARE_EMU_ASAN 1
 #endif
-#if defined(__SANITIZE_THREAD__)
+// Under ThreadSanitizer this file is built uninstrumented with AWARE_EMU_TSAN (CMake's AWARE_SANITIZE):
+// the scheduler's own bookkeeping is no kernel's memory; it only tells TSan about the fibers, and the
+// switches carry no ordering, so that the barriers, warp collectives and launches are what orders the
+// threads' accesses.
+#if defined(AWARE_EMU_TSAN)
 #include <sanitizer/tsan_interface.h>
-#define AWARE_EMU_TSAN 1
 #endif
 
 namespace aware_emu {
@@ -72,6 +75,8 @@ struct WarpMeeting {
   std::source_location where;
   uint64_t value[32];
   int source[32];
+  unsigned generation = 0;  // meetings so far
+  char sync[2];             // TSan's, by the generation's parity
 };
 
 // One stack per thread of the largest block, mapped once with a guard page below each.
@@ -97,6 +102,8 @@ struct Block {
   std::vector<Fiber> fibers;
   int live = 0, at_barrier = 0, exited = 0;
   std::source_location barrier_where;
+  unsigned barrier_generation = 0;  // barriers opened so far
+  char barrier_sync[2];             // TSan's, by the generation's parity
   std::vector<WarpMeeting> warps;
   std::unique_ptr<unsigned char[]> dynamic;
   std::map<const void*, std::unique_ptr<unsigned char[]>> statics;
@@ -117,7 +124,12 @@ Stacks stacks;
 std::recursive_mutex launch_mutex;
 #if defined(AWARE_EMU_TSAN)
 void* scheduler_tsan = nullptr;
-char barrier_sync, warp_sync;  // TSan's happens-before edges of the barriers and collectives
+// TSan's happens-before edges: a barrier (every arrival before every departure: the block's two sync
+// objects alternate, so that an arrival at the next barrier orders nothing before this one's
+// departures), a warp collective likewise, and a launch (the host before every thread, every thread before the host after the launch). A block's
+// threads also start after the threads of earlier blocks ended (their stacks are reused), so races
+// between blocks of one launch are not seen: those within a block are.
+char launch_begin, threads_end;
 #endif
 #if defined(AWARE_EMU_ASAN)
 void* asan_fake_stack = nullptr;
@@ -134,7 +146,7 @@ void resume(Fiber& f) {
   running = &f;
   current = &f.coords;
 #if defined(AWARE_EMU_TSAN)
-  __tsan_switch_to_fiber(f.tsan, 0);
+  __tsan_switch_to_fiber(f.tsan, __tsan_switch_to_fiber_no_sync);
 #endif
 #if defined(AWARE_EMU_ASAN)
   __sanitizer_start_switch_fiber(&asan_fake_stack, static_cast<char*>(stacks.top(f.index)) - kStackBytes, kStackBytes);
@@ -150,7 +162,7 @@ void resume(Fiber& f) {
 // From the running fiber back to the scheduler; returns when the scheduler resumes it.
 void yield_to_scheduler([[maybe_unused]] bool ending = false) {
 #if defined(AWARE_EMU_TSAN)
-  __tsan_switch_to_fiber(scheduler_tsan, 0);
+  __tsan_switch_to_fiber(scheduler_tsan, __tsan_switch_to_fiber_no_sync);
 #endif
 #if defined(AWARE_EMU_ASAN)
   void* fake = nullptr;
@@ -175,8 +187,15 @@ void fiber_main(ctx::transfer_t from) {
 #if defined(AWARE_EMU_ASAN)
   __sanitizer_finish_switch_fiber(nullptr, &asan_scheduler_bottom, &asan_scheduler_size);
 #endif
+#if defined(AWARE_EMU_TSAN)
+  __tsan_acquire(&launch_begin);
+  __tsan_acquire(&threads_end);
+#endif
   (*body)();
   Fiber& f = *running;
+#if defined(AWARE_EMU_TSAN)
+  __tsan_release(&threads_end);
+#endif
   // A thread that ends while others wait at a barrier or in a collective with it: on a GPU a hang or
   // undefined behaviour.
   if (block->at_barrier > 0)
@@ -257,8 +276,9 @@ uint64_t warp_meet(unsigned mask, uint64_t value, int source, bool ballot, const
   w.value[lane] = value;
   w.source[lane] = source;
   w.arrived |= 1u << lane;
+  [[maybe_unused]] const unsigned generation = w.generation;
 #if defined(AWARE_EMU_TSAN)
-  __tsan_release(&warp_sync);
+  __tsan_release(&w.sync[generation % 2]);
 #endif
   if (w.arrived == w.mask) {
     unsigned votes = 0;
@@ -274,13 +294,14 @@ uint64_t warp_meet(unsigned mask, uint64_t value, int source, bool ballot, const
       if (&f != running) f.state = State::ready;
     }
     w.arrived = 0;
+    ++w.generation;
   } else {
     running->state = State::at_warp;
     running->where = where;
     yield_to_scheduler();
   }
 #if defined(AWARE_EMU_TSAN)
-  __tsan_acquire(&warp_sync);
+  __tsan_acquire(&block->warps[running->index / 32].sync[generation % 2]);
 #endif
   return running->result;
 }
@@ -297,20 +318,22 @@ void sync_threads(std::source_location where) {
           " threads of the block ended: a barrier reached by only part of the block");
   if (block->at_barrier == 0) block->barrier_where = where;
   ++block->at_barrier;
+  [[maybe_unused]] const unsigned generation = block->barrier_generation;
 #if defined(AWARE_EMU_TSAN)
-  __tsan_release(&barrier_sync);
+  __tsan_release(&block->barrier_sync[generation % 2]);
 #endif
   if (block->at_barrier == block->live) {  // the last one opens it
     for (Fiber& f : block->fibers)
       if (f.state == State::at_barrier) f.state = State::ready;
     block->at_barrier = 0;
+    ++block->barrier_generation;
   } else {
     running->state = State::at_barrier;
     running->where = where;
     yield_to_scheduler();
   }
 #if defined(AWARE_EMU_TSAN)
-  __tsan_acquire(&barrier_sync);
+  __tsan_acquire(&block->barrier_sync[generation % 2]);
 #endif
 }
 
@@ -386,6 +409,7 @@ void launch(const LaunchSite& s, std::function<void()> kernel) {
     dynamic_bytes = copy.shared_bytes;
 #if defined(AWARE_EMU_TSAN)
     scheduler_tsan = __tsan_get_current_fiber();
+    __tsan_release(&launch_begin);
 #endif
     const dim3 g = copy.grid, b = copy.block;
     const size_t blocks = size_t(g.x) * g.y * g.z, threads_per_block = size_t(b.x) * b.y * b.z;
@@ -407,6 +431,9 @@ void launch(const LaunchSite& s, std::function<void()> kernel) {
         message = "block (" + std::to_string(block_index.x) + ", " + std::to_string(block_index.y) + ", " +
                   std::to_string(block_index.z) + "): " + current_block.fault;
     }
+#if defined(AWARE_EMU_TSAN)
+    __tsan_acquire(&threads_end);
+#endif
     body = saved_body;
     block = saved_block;
     current = saved_current;
