@@ -23,7 +23,7 @@ for kind in "${kinds[@]}"; do
   export OMP_NUM_THREADS=1
   if [ "$kind" = address ]; then
     # The fibers' stacks are switched with ASan's annotations; leaks are the suite's own check.
-    ASAN_OPTIONS=detect_leaks=0:detect_stack_use_after_return=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    ASAN_OPTIONS=detect_leaks=0:detect_stack_use_after_return=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=$PWD/tests/cuda_emu/ubsan.supp \
       "$dir/test_cuda_emu" --gtest_filter="-$skip" > "$dir/run.log" 2>&1 || status=1
   else
     # The planted race (a missing barrier) must be found ...

@@ -13,11 +13,15 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-out/gpu}
 mkdir -p "$OUT"
 [[ -d device ]] || tar -xJf device.tar.xz || { echo "gpu_check: carry device.tar.xz (scripts/device_bundle.sh)"; exit 1; }
-for lib in libcudnn.so.9 libnccl.so.2 libcublas.so.13 libcudart.so.13; do
-  dir=$(find /usr/local/cuda* /opt /usr/lib -name "$lib" -print -quit 2>/dev/null | xargs -r dirname)
-  [[ -n $dir ]] && LD_LIBRARY_PATH="$dir:${LD_LIBRARY_PATH:-}"
+# The CUDA libraries: the toolkit's, or the ones pip installs (nvidia/*/lib under site-packages).
+sites=$(python3 -c 'import site, sys; print(" ".join(p for p in site.getsitepackages() + sys.path if p.endswith("-packages")))' 2>/dev/null)
+for lib in libcudnn.so.9 libnccl.so.2 libcublas.so.13 libcublasLt.so.13 libcudart.so.13; do
+  dir=$(find /usr/local/cuda* /opt /usr/lib $sites -name "$lib" -print -quit 2>/dev/null | xargs -r dirname)
+  if [[ -n $dir ]]; then LD_LIBRARY_PATH="$dir:${LD_LIBRARY_PATH:-}"; else echo "gpu_check: $lib not found"; fi
 done
-export LD_LIBRARY_PATH AWARE_SOURCE_DIR=$PWD
+# Every CUDA test must run: one that would skip (no usable device, a driver too old for the runtime)
+# fails instead, with the device query's answer.
+export LD_LIBRARY_PATH AWARE_SOURCE_DIR=$PWD AWARE_REQUIRE_CUDA=1
 bin=device/bin
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv | tee "$OUT/gpu.txt"
 ldd "$bin/aware" | grep -i "not found" && { echo "gpu_check: missing libraries"; exit 1; }
@@ -25,6 +29,10 @@ ldd "$bin/aware" | grep -i "not found" && { echo "gpu_check: missing libraries";
 step() { echo "== $(date +%T) $*"; }
 step "CUDA tests"
 timeout 300 "$bin/test_cuda" 2>&1 | tee "$OUT/test_cuda.txt" | tail -3
+grep -m1 "CUDA driver" "$OUT/test_cuda.txt"  # versions and the device query (CudaDevice.StatusIsReported)
+tests_failed=0
+grep -qE "^\[  (FAILED|SKIPPED) " "$OUT/test_cuda.txt" && tests_failed=1
+grep -q "^\[  PASSED  \]" "$OUT/test_cuda.txt" || tests_failed=1
 step "compute-sanitizer memcheck and racecheck (kernels, not the whole runs)"
 filter='*Conv*:*Linear*:*Dropout*:*Softmax*:*Sgd*:*Scan*:*Auc*:*Rectangle*'
 timeout 400 compute-sanitizer --tool memcheck --error-exitcode 1 "$bin/test_cuda" --gtest_filter="$filter" \
@@ -59,6 +67,7 @@ fi
 step "summary"
 grep -E "PASSED|FAILED|SKIPPED" "$OUT/test_cuda.txt" | tail -4
 tail -1 "$OUT/memcheck.txt"; tail -1 "$OUT/racecheck.txt"
+[[ $tests_failed = 0 ]] || echo "gpu_check: FAILED: CUDA tests failed or skipped (see $OUT/test_cuda.txt)"
 python3 - "$OUT" <<'PY'
 import json, sys
 out = sys.argv[1]
@@ -72,3 +81,4 @@ for name in ("throughput.jsonl", "anchor.jsonl"):
         print(f"{name:18s} batch {r['batch']:5d} {r.get('device', '')[:60]:60s} graphs {r.get('step_graphs', '-')!s:5s} "
               f"compile {r.get('compile', '-')!s:5s} train {ips:12.0f} img/s  score {r.get('score_images_per_s', 0):12.0f}")
 PY
+exit $tests_failed

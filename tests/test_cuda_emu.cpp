@@ -14,6 +14,7 @@
 #include "mpi_run.h"
 #include "runtime/backend.h"
 #include "synthetic.h"
+#include "ten_steps.h"
 #include "tools/pipeline.h"
 
 namespace aware {
@@ -212,23 +213,7 @@ TEST_F(Emulation, TrainingStepsGiveTheSameBitsInBothThreadOrders) {
   for (auto order : {aware_emu::Order::forward, aware_emu::Order::reverse}) {
     aware_emu::set_order(order);
     auto gpu = make_backend("cuda");
-    auto m = make_model(*gpu, cfg, events.normal_train.event_shape, events.normaliser);
-    m->set_params(initial_params(m->graph(), cfg.seed));
-    m->set_momentum(std::vector<float>(m->graph().param_count(), 0.0f));
-    const int B = cfg.train.batch;
-    const DeviceEvents normal = m->upload(events.normal_train);
-    std::vector<int64_t> index(B);
-    std::vector<int32_t> label(B);
-    std::vector<float> weight(B, 1.0f / B);
-    for (int step = 0; step < 10; ++step) {
-      for (int i = 0; i < B; ++i) {
-        index[i] = (step * 13 + i * 7) % events.normal_train.rows();
-        label[i] = events.normal_train.label[size_t(index[i])];
-      }
-      m->gather(normal, index.data(), B, 0);
-      m->train_step(Pass{B, true, cfg.seed, uint64_t(step)}, label.data(), weight.data(), 0.01f, 0.9f, 0.0f, nullptr, 0);
-    }
-    results.push_back(m->params());
+    results.push_back(testing::weights_after_ten_steps(*gpu, cfg, events, true));
   }
   EXPECT_EQ(results[0], results[1]);
   std::filesystem::remove_all(dir);

@@ -230,6 +230,9 @@ std::string describe_deadlock() {
 void run_block() {
   const int n = int(block->fibers.size());
   for (Fiber& f : block->fibers) {
+#if defined(AWARE_EMU_ASAN)  // the frames a fiber of the previous block left on this stack never returned
+    __asan_unpoison_memory_region(static_cast<char*>(stacks.top(f.index)) - kStackBytes, kStackBytes);
+#endif
     f.context = ctx::make_fcontext(stacks.top(f.index), kStackBytes, fiber_main);
 #if defined(AWARE_EMU_TSAN)
     f.tsan = __tsan_create_fiber(0);
