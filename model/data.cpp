@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "runtime/error.h"
+#include "kernels/error.h"
 #include "runtime/rng.h"
 
 namespace aware {

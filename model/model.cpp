@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <numeric>
 
-#include "runtime/error.h"
+#include "kernels/error.h"
 
 namespace aware {
 

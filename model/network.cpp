@@ -5,7 +5,7 @@
 #include <algorithm>
 
 #include "model/layers.h"
-#include "runtime/error.h"
+#include "kernels/error.h"
 #include "runtime/rng.h"
 
 namespace aware {

@@ -9,7 +9,7 @@
 
 #include "kernels/softmax_xent.h"
 #include "runtime/communicator.h"
-#include "runtime/error.h"
+#include "kernels/error.h"
 #include "runtime/progress.h"
 #include "runtime/rng.h"
 

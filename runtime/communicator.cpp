@@ -4,7 +4,7 @@
 #include <memory>
 #include <string>
 
-#include "runtime/error.h"
+#include "kernels/error.h"
 
 #if defined(AWARE_MPI)
 #include <mpi.h>

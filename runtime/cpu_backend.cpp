@@ -10,7 +10,7 @@
 #include "kernels/sgd.h"
 #include "kernels/softmax_xent.h"
 #include "runtime/backend.h"
-#include "runtime/error.h"
+#include "kernels/error.h"
 
 namespace aware {
 namespace {

@@ -12,7 +12,7 @@
 #include "kernels/conv_relu_pool.h"
 #include "kernels/gather.h"
 #include "model/train.h"
-#include "runtime/error.h"
+#include "kernels/error.h"
 #include "synthetic.h"
 #include "tools/pipeline.h"
 

@@ -257,6 +257,22 @@ TEST_F(CudaTest, LinearEqualsTheCpuTwin) {
   }
 }
 
+// TF32 tensor cores (--precision tf32) round the GEMM operands to 10 mantissa bits: the forward output
+// differs from exact FP32 and stays within TF32's error (2^-11 relative per operand, over 37 products).
+TEST_F(CudaTest, LinearInTf32StaysWithinTf32sError) {
+  const int batch = 7, in = 37, out = 11;
+  auto tf32 = make_backend("cuda", {"fused", "tf32"});
+  Twin x(*cpu, *tf32, batch * in * 4), w(*cpu, *tf32, out * in * 4), b(*cpu, *tf32, out * 4), y(*cpu, *tf32, batch * out * 4);
+  x.set(random_vector(batch * in, 5));
+  w.set(random_vector(out * in, 6));
+  b.set(random_vector(out, 7));
+  y.poison();
+  cpu->linear_forward(batch, in, out, false, x.fc(), w.fc(), b.fc(), y.fc());
+  tf32->linear_forward(batch, in, out, false, x.fg(), w.fg(), b.fg(), y.fg());
+  expect_close(y, 5e-3, "tf32 y");
+  EXPECT_NE(y.host_cpu(), y.host_gpu()) << "TF32 rounds the operands: the result cannot be FP32's to the bit";
+}
+
 TEST_F(CudaTest, DropoutDrawsTheSameMask) {
   const size_t n = 100003;
   Twin in(*cpu, *gpu, n * 4), out(*cpu, *gpu, n * 4);
@@ -377,6 +393,7 @@ class CudaTrainingTest : public CudaTest {
   }
   void TearDown() override {
     if (!dir.empty()) std::filesystem::remove_all(dir);
+    CudaTest::TearDown();
   }
   // The config's model on the CPU and on the GPU (by default the fixture's backends), with the same
   // initial weights.

@@ -8,6 +8,8 @@
 #include <limits>
 #include <vector>
 
+#include <cublas_v2.h>
+
 #include "kernels/conv_relu_pool.h"
 #include "kernels/cuda/common.cuh"
 #include "model/train.h"
@@ -334,6 +336,27 @@ TEST_F(Emulation, IllegalWorkDuringACaptureInvalidatesIt) {
   for (cudaEvent_t ev : {e, join}) cudaEventDestroy(ev);
   for (cudaStream_t st : {s, side}) cudaStreamDestroy(st);
   cudaFree(d);
+}
+
+// ---- cuBLAS's argument checks -----------------------------------------------------------------------------
+
+TEST_F(Emulation, CublasRefusesWhatCublasRefuses) {
+  cublasHandle_t h = nullptr;
+  ASSERT_EQ(cublasCreate(&h), CUBLAS_STATUS_SUCCESS);
+  float *a = nullptr, *b = nullptr, *c = nullptr;
+  cudaMalloc(&a, 6 * 4), cudaMalloc(&b, 6 * 4), cudaMalloc(&c, 4 * 4);
+  const float one = 1.0f, zero = 0.0f;
+  // C (2 x 2) = A (2 x 3) B (3 x 2), column-major.
+  EXPECT_EQ(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 3, &one, a, 2, b, 3, &zero, c, 2), CUBLAS_STATUS_SUCCESS);
+  EXPECT_EQ(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 3, &one, a, 1, b, 3, &zero, c, 2),
+            CUBLAS_STATUS_INVALID_VALUE) << "planted: lda below the rows of A";
+  EXPECT_EQ(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, 2, 2, 3, &one, a, 2, b, 3, &zero, c, 2),
+            CUBLAS_STATUS_INVALID_VALUE) << "planted: A^T is 3 x 2 stored, lda 2 < 3";
+  EXPECT_EQ(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 4, &one, a, 2, b, 4, &zero, c, 2),
+            CUBLAS_STATUS_EXECUTION_FAILED) << "planted: k = 4 reads past A's allocation";
+  cudaDeviceReset();
+  for (float* p : {a, b, c}) cudaFree(p);
+  cublasDestroy(h);
 }
 
 // ---- device memory left behind -------------------------------------------------------------------------

@@ -9,7 +9,7 @@
 #include "model/config.h"
 #include "model/network.h"
 #include "runtime/backend.h"
-#include "runtime/error.h"
+#include "kernels/error.h"
 
 namespace aware {
 namespace {

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/error.h"
+#include "kernels/error.h"
 
 namespace aware {
 namespace {

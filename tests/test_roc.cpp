@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "kernels/roc.h"
-#include "runtime/error.h"
+#include "kernels/error.h"
 #include "tools/analysis.h"
 
 namespace aware {

@@ -18,7 +18,7 @@
 #endif
 
 #include "kernels/scan.h"
-#include "runtime/error.h"
+#include "kernels/error.h"
 #include "tools/analysis.h"
 
 namespace aware {

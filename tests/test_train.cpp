@@ -9,7 +9,7 @@
 
 #include "kernels/softmax_xent.h"
 #include "model/train.h"
-#include "runtime/error.h"
+#include "kernels/error.h"
 #include "synthetic.h"
 #include "tools/pipeline.h"
 

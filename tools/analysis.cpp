@@ -12,7 +12,7 @@
 
 #include "kernels/roc.h"
 #include "runtime/backend.h"
-#include "runtime/error.h"
+#include "kernels/error.h"
 
 namespace aware {
 namespace {

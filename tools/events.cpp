@@ -7,7 +7,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "runtime/error.h"
+#include "kernels/error.h"
 #include "tools/npy.h"
 
 #if defined(AWARE_HDF5)

@@ -13,7 +13,7 @@
 #include "model/network.h"
 #include "model/train.h"
 #include "runtime/communicator.h"
-#include "runtime/error.h"
+#include "kernels/error.h"
 #include "tools/analysis.h"
 #include "tools/npy.h"
 #include "tools/pipeline.h"

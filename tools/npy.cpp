@@ -19,7 +19,7 @@
 #include <system_error>
 #include <utility>
 
-#include "runtime/error.h"
+#include "kernels/error.h"
 
 namespace aware {
 namespace {

@@ -11,7 +11,7 @@
 #include "kernels/scan.h"
 #include "model/train.h"
 #include "runtime/communicator.h"
-#include "runtime/error.h"
+#include "kernels/error.h"
 #include "tools/analysis.h"
 #include "tools/npy.h"
 

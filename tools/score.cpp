@@ -11,7 +11,7 @@
 #include <memory>
 
 #include "runtime/checkpoint.h"
-#include "runtime/error.h"
+#include "kernels/error.h"
 #include "runtime/progress.h"
 #include "tools/events.h"
 #include "tools/npy.h"

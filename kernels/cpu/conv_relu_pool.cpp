@@ -21,7 +21,7 @@
 
 #include "kernels/bf16.h"
 #include "kernels/cpu/conv3x3_direct.h"
-#include "runtime/error.h"
+#include "kernels/error.h"
 
 namespace aware::cpu {
 namespace {

@@ -6,7 +6,7 @@
 #include <functional>
 #include <limits>
 
-#include "runtime/error.h"
+#include "kernels/error.h"
 
 namespace aware {
 namespace {

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <limits>
 
-#include "runtime/error.h"
+#include "kernels/error.h"
 
 // Pragmas only when OpenMP is on, so a build without it stays warning-free (-Wunknown-pragmas).
 #ifdef _OPENMP

@@ -11,7 +11,7 @@
 #include <tuple>
 
 #include "kernels/conv_relu_pool.h"
-#include "runtime/error.h"
+#include "kernels/error.h"
 
 namespace aware::cuda {
 

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "runtime/communicator.h"
-#include "runtime/error.h"
+#include "kernels/error.h"
 
 namespace aware::cuda {
 

@@ -121,7 +121,6 @@ Order order = [] {
 }();
 std::map<std::string, int> max_dynamic_shared;  // cudaFuncSetAttribute, by kernel name
 Stacks stacks;
-std::recursive_mutex launch_mutex;
 #if defined(AWARE_EMU_TSAN)
 void* scheduler_tsan = nullptr;
 // TSan's happens-before edges: a barrier (every arrival before every departure: the block's two sync
@@ -129,7 +128,8 @@ void* scheduler_tsan = nullptr;
 // departures), a warp collective likewise, and a launch (the host before every thread, every thread before the host after the launch). A block's
 // threads also start after the threads of earlier blocks ended (their stacks are reused), so races
 // between blocks of one launch are not seen: those within a block are.
-char launch_begin, threads_end;
+char launch_begin, block_end[2];
+size_t blocks_run = 0;  // the running block's sync object is block_end[blocks_run % 2]
 #endif
 #if defined(AWARE_EMU_ASAN)
 void* asan_fake_stack = nullptr;
@@ -189,12 +189,12 @@ void fiber_main(ctx::transfer_t from) {
 #endif
 #if defined(AWARE_EMU_TSAN)
   __tsan_acquire(&launch_begin);
-  __tsan_acquire(&threads_end);
+  __tsan_acquire(&block_end[(blocks_run + 1) % 2]);  // the block before
 #endif
   (*body)();
   Fiber& f = *running;
 #if defined(AWARE_EMU_TSAN)
-  __tsan_release(&threads_end);
+  __tsan_release(&block_end[blocks_run % 2]);
 #endif
   // A thread that ends while others wait at a barrier or in a collective with it: on a GPU a hang or
   // undefined behaviour.
@@ -229,13 +229,19 @@ std::string describe_deadlock() {
 // Runs the block at block->fibers' coordinates to the end, or to its first fault.
 void run_block() {
   const int n = int(block->fibers.size());
+#if defined(AWARE_EMU_TSAN)
+  // One TSan fiber per thread slot, made once: thread j of a block is TSan's same thread as thread j of
+  // the block before (ordered after it, as the stacks it reuses already require).
+  static std::vector<void*> tsan_fibers;
+  while (tsan_fibers.size() < block->fibers.size()) tsan_fibers.push_back(__tsan_create_fiber(0));
+#endif
   for (Fiber& f : block->fibers) {
 #if defined(AWARE_EMU_ASAN)  // the frames a fiber of the previous block left on this stack never returned
     __asan_unpoison_memory_region(static_cast<char*>(stacks.top(f.index)) - kStackBytes, kStackBytes);
 #endif
     f.context = ctx::make_fcontext(stacks.top(f.index), kStackBytes, fiber_main);
 #if defined(AWARE_EMU_TSAN)
-    f.tsan = __tsan_create_fiber(0);
+    f.tsan = tsan_fibers[size_t(f.index)];
 #endif
   }
   block->live = n;
@@ -249,9 +255,6 @@ void run_block() {
     }
     if (!progressed && block->live > 0 && block->fault.empty()) block->fault = describe_deadlock();
   }
-#if defined(AWARE_EMU_TSAN)
-  for (Fiber& f : block->fibers) __tsan_destroy_fiber(f.tsan);
-#endif
 }
 
 void check_mask(unsigned mask, const std::source_location& where) {
@@ -350,22 +353,26 @@ unsigned warp_ballot(unsigned mask, bool predicate, std::source_location where) 
   return unsigned(warp_meet(mask, predicate ? 1 : 0, 0, true, where));
 }
 
-void* dynamic_shared() {
-  if (!block->dynamic) {  // allocated at first use, the launch's exact size (ASan sees its end)
-    block->dynamic.reset(new unsigned char[dynamic_bytes]);
-    std::memset(block->dynamic.get(), 0xFF, dynamic_bytes);
-  }
-  return block->dynamic.get();
-}
-
-void* static_shared(const void* key, size_t bytes) {
-  auto& slot = block->statics[key];
+// Shared memory exists before the block's threads start: its allocation (and poison) happens before
+// every thread's use, for TSan too.
+static void* shared_for_threads(std::unique_ptr<unsigned char[]>& slot, size_t bytes) {
   if (!slot) {
     slot.reset(new unsigned char[bytes]);
     std::memset(slot.get(), 0xFF, bytes);
+#if defined(AWARE_EMU_TSAN)
+    __tsan_release(slot.get());
+#endif
   }
+#if defined(AWARE_EMU_TSAN)
+  __tsan_acquire(slot.get());
+#endif
   return slot.get();
 }
+
+// Allocated at first use, to the launch's exact size (ASan sees its end).
+void* dynamic_shared() { return shared_for_threads(block->dynamic, dynamic_bytes); }
+
+void* static_shared(const void* key, size_t bytes) { return shared_for_threads(block->statics[key], bytes); }
 
 void set_order(Order o) { order = o; }
 
@@ -377,7 +384,7 @@ cudaError_t set_function_attribute(const char* kernel, cudaFuncAttribute attr, i
 }
 
 void launch(const LaunchSite& s, std::function<void()> kernel) {
-  std::lock_guard lock(launch_mutex);
+  std::lock_guard lock(big_lock());
   if (const cudaError_t sticky = sticky_error(); sticky != cudaSuccess) return void(record_error(sticky));
   const unsigned threads = s.block.x * s.block.y * s.block.z;
   const auto bad = [&](cudaError_t e, const std::string& why) {
@@ -403,7 +410,7 @@ void launch(const LaunchSite& s, std::function<void()> kernel) {
   if (!stream_is_valid(s.stream)) return bad(cudaErrorInvalidResourceHandle, "the stream is not a live stream");
   const LaunchSite copy = s;
   enqueue(s.stream, [copy, kernel = std::move(kernel)] {
-    std::lock_guard inner(launch_mutex);
+    std::lock_guard inner(big_lock());
     if (sticky_error() != cudaSuccess) return;
     const std::function<void()>* saved_body = body;
     Block* saved_block = block;
@@ -412,7 +419,6 @@ void launch(const LaunchSite& s, std::function<void()> kernel) {
     dynamic_bytes = copy.shared_bytes;
 #if defined(AWARE_EMU_TSAN)
     scheduler_tsan = __tsan_get_current_fiber();
-    __tsan_release(&launch_begin);
 #endif
     const dim3 g = copy.grid, b = copy.block;
     const size_t blocks = size_t(g.x) * g.y * g.z, threads_per_block = size_t(b.x) * b.y * b.z;
@@ -429,14 +435,17 @@ void launch(const LaunchSite& s, std::function<void()> kernel) {
         f.index = int(t);
         f.coords = {{unsigned(t % b.x), unsigned(t / b.x % b.y), unsigned(t / (size_t(b.x) * b.y))}, block_index, b, g};
       }
+#if defined(AWARE_EMU_TSAN)
+      __tsan_release(&launch_begin);  // the host's work so far, this block's set-up included
+#endif
       run_block();
+#if defined(AWARE_EMU_TSAN)
+      __tsan_acquire(&block_end[blocks_run++ % 2]);  // the block's memory is freed after its threads
+#endif
       if (!current_block.fault.empty())
         message = "block (" + std::to_string(block_index.x) + ", " + std::to_string(block_index.y) + ", " +
                   std::to_string(block_index.z) + "): " + current_block.fault;
     }
-#if defined(AWARE_EMU_TSAN)
-    __tsan_acquire(&threads_end);
-#endif
     body = saved_body;
     block = saved_block;
     current = saved_current;

@@ -1,4 +1,5 @@
-// One exception type for everything a user can get wrong (a file, an option, a config key).
+// One exception type for everything a user can get wrong (a file, an option, a config key). It lives on
+// the lowest floor, kernels/, since the kernels check their shapes with it and every layer above uses it.
 // The message names the thing at fault; `aware` prints it and exits with status 2.
 #pragma once
 #include <stdexcept>
