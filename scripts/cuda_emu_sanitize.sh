@@ -31,7 +31,9 @@ for kind in "${kinds[@]}"; do
     if grep -q "ThreadSanitizer: data race" "$dir/planted.log"; then echo "tsan: the planted race is reported"
     else echo "tsan: the planted race was NOT reported"; status=1; fi
     # ... and aware's kernels must have none (OpenMP's runtime is not instrumented: one thread).
-    TSAN_OPTIONS=exitcode=66 "$dir/test_cuda_emu" --gtest_filter="-$skip:Emulation.AMissingBarrier*" \
+    # (65,537 blocks of the grid-geometry test are left out: hours of TSan for a test of launch sizes.)
+    TSAN_OPTIONS=exitcode=66 "$dir/test_cuda_emu" \
+      --gtest_filter="-$skip:Emulation.AMissingBarrier*:Emulation.TheFusedConvRunsBatchesBeyondGridDimY" \
       > "$dir/run.log" 2>&1 || status=1
   fi
   end=$(date +%s)

@@ -90,8 +90,9 @@ bool cuda_or_skip_reason(std::string& why) {
 // The device query's answer, printed on every run (the GPU check's log shows the driver and runtime).
 TEST(CudaDevice, StatusIsReported) {
   std::printf("%s\n", cuda_device_status().c_str());
-  if (const char* v = std::getenv("AWARE_REQUIRE_CUDA"); v && std::string(v) == "1")
+  if (const char* v = std::getenv("AWARE_REQUIRE_CUDA"); v && std::string(v) == "1") {
     EXPECT_TRUE(cuda_available()) << cuda_device_status();
+  }
 }
 
 class CudaTest : public ::testing::Test {
@@ -103,6 +104,7 @@ class CudaTest : public ::testing::Test {
     }
 #if defined(AWARE_CUDA_EMULATION)
     allocations_before = aware_emu::device_allocations();
+    handles_before = aware_emu::live_handles();
 #endif
     cpu = make_backend("cpu");
     gpu = make_backend("cuda");
@@ -113,10 +115,11 @@ class CudaTest : public ::testing::Test {
     cpu.reset();
 #if defined(AWARE_CUDA_EMULATION)
     EXPECT_EQ(aware_emu::device_allocations(), allocations_before) << "device memory not freed by the test";
+    EXPECT_EQ(aware_emu::live_handles(), handles_before) << "streams or events not destroyed by the test";
 #endif
   }
   std::unique_ptr<Backend> cpu, gpu;
-  size_t allocations_before = 0;
+  size_t allocations_before = 0, handles_before = 0;
 };
 
 class CudaConvTest : public CudaTest, public ::testing::WithParamInterface<ConvShape> {};

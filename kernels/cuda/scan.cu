@@ -105,7 +105,8 @@ __global__ void unit_weights_kernel(DevicePrefix prefix, int cls) {
 
 // In-place inclusive scan of entries 1..n of `v` (entry 0 is 0): one block of kThreads, contiguous
 // chunks per thread; thread t's offset is the chunk totals of threads 0..t-1 added in order (256 shared
-// reads, once per array: simpler than a tree scan, and the same order as a sequential scan's).
+// reads, once per array: simpler than a tree scan). Exact for counts and unit weights; weighted sums
+// are grouped by chunks, so they may differ from a sequential scan in the last bits.
 template <class T>
 __device__ void block_prefix(T* v, int n) {
   AWARE_SHARED(T, totals, kThreads);
@@ -117,6 +118,7 @@ __device__ void block_prefix(T* v, int n) {
   T offset = 0;
   for (unsigned t = 0; t < threadIdx.x; ++t) offset += totals[t];
   for (int i = begin; i < end; ++i) v[i] = offset += v[i];
+  __syncthreads();  // totals may be reused by a next call
 }
 
 // Block (c, a): class c, array a (0 weight, 1 squared weight, 2 count).

@@ -49,6 +49,9 @@ int local_device(int devices) {
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(const BackendOptions& options) : options_(options) {
+#if defined(AWARE_CUDA_EMULATION)  // before anything is made: a throwing constructor frees nothing
+    check(options.conv != "cudnn", "--conv cudnn: cuDNN is not part of the CUDA emulation (only a GPU runs it)");
+#endif
     precision_ = options.precision;
     int devices = 0;
     if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
@@ -69,9 +72,7 @@ class CudaBackend final : public Backend {
     const bool tf32 = options.precision == "tf32";
     check(cublasSetMathMode(cublas_, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH) == CUBLAS_STATUS_SUCCESS,
           "cuBLAS: cannot set the math mode");
-#if defined(AWARE_CUDA_EMULATION)
-    check(options.conv != "cudnn", "--conv cudnn: cuDNN is not part of the CUDA emulation (only a GPU runs it)");
-#else
+#if !defined(AWARE_CUDA_EMULATION)
     if (options.conv == "cudnn") cudnn_ = std::make_unique<cuda::CudnnConv>(stream_, tf32);
 #endif
     AWARE_CUDA_CHECK(cudaMalloc(&loss_device_, sizeof(double)));

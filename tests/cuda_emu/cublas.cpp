@@ -77,7 +77,7 @@ cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cubl
   aware_emu::enqueue(handle->stream, [=] {
     const float *pa = A, *pb = B;
     std::vector<float> ra, rb;
-    if (tf32) {  // every stored element of the operands, rounded
+    if (tf32 && k > 0) {  // every stored element of the operands, rounded
       ra.assign(A, A + size_t(a_cols - 1) * lda + a_rows);
       rb.assign(B, B + size_t(b_cols - 1) * ldb + b_rows);
       for (float& v : ra) v = to_tf32(v);

@@ -20,8 +20,11 @@ bool stream_is_valid(cudaStream_t stream);
 // Work on a stream: run now (the emulation's streams are in order and synchronous), or appended to
 // the graph being captured on it.
 void enqueue(cudaStream_t stream, std::function<void()> work);
-// A call that may not happen while a graph is captured (an allocation, a synchronous copy, a wait):
-// invalidates the capture and returns true.
-bool illegal_in_capture(const char* call);
+// A call that may not happen during a graph capture: a wait for or query of `stream` while it is
+// captured, or (`any`) an unsafe call (an allocation, a synchronous copy, a device-wide wait) while a
+// capture not in relaxed mode goes on. Invalidates that capture and returns true.
+bool illegal_in_capture(const char* call, cudaStream_t stream, bool any);
+// A call on `stream` failed: a capture it belongs to is invalidated, as on a GPU.
+void invalidate_capture(cudaStream_t stream);
 
 }  // namespace aware_emu

@@ -19,6 +19,8 @@
 #include "cuda_emu/internal.h"
 
 struct Capture {
+  uint64_t id = 0;  // events name their capture by it: a finished capture's memory may be reused
+  cudaStreamCaptureMode mode = cudaStreamCaptureModeGlobal;
   cudaStream_t origin = nullptr;
   std::vector<std::function<void()>> nodes;
   std::set<cudaStream_t> streams;  // origin and the streams forked into it
@@ -32,7 +34,7 @@ struct CUstream_st {
 };
 struct CUevent_st {
   unsigned flags = 0;
-  Capture* capture = nullptr;  // recorded during a capture
+  uint64_t capture = 0;  // the capture it was recorded in, or 0
   cudaStream_t stream = nullptr;
   size_t ops = 0;
   std::chrono::steady_clock::time_point when{};
@@ -55,7 +57,9 @@ size_t device_total = 0;
 size_t pageable_async = 0;  // cudaMemcpyAsync from pageable host memory: synchronous on a GPU
 CUstream_st legacy_stream;
 std::set<cudaStream_t> streams{&legacy_stream};
-std::set<Capture*> captures;
+std::map<uint64_t, Capture*> captures;  // in progress, by id
+uint64_t next_capture = 1;
+size_t live_events = 0;
 int current_device = 0;
 constexpr size_t kDeviceMemory = size_t(141) << 30;  // an H200's
 
@@ -112,6 +116,7 @@ std::string last_fault() { return fault_message; }
 size_t device_allocations() { return device_memory.size(); }
 size_t device_bytes() { return device_total; }
 size_t pageable_async_copies() { return pageable_async; }
+size_t live_handles() { return streams.size() - 1 + live_events; }
 bool is_device_pointer(const void* p, size_t bytes) { return in_allocation(device_memory, p, bytes); }
 bool stream_is_valid(cudaStream_t s) { return streams.count(resolve(s)) > 0; }
 
@@ -126,13 +131,24 @@ void enqueue(cudaStream_t stream, std::function<void()> work) {
   }
 }
 
-bool illegal_in_capture(const char* call) {
-  if (captures.empty()) return false;
+bool illegal_in_capture(const char* call, cudaStream_t stream, bool any) {
+  Capture* hit = nullptr;
+  if (stream) {
+    hit = resolve(stream)->capture;
+  } else if (any) {  // an unsafe call: forbidden while a capture not in relaxed mode goes on
+    for (const auto& [id, c] : captures)
+      if (c->mode != cudaStreamCaptureModeRelaxed) hit = c;
+  }
+  if (!hit) return false;
   std::fprintf(stderr, "aware CUDA emulation: %s during a graph capture: not allowed on a GPU; the capture is invalidated\n",
                call);
-  for (Capture* c : captures) c->invalidated = cudaErrorStreamCaptureInvalidated;
+  hit->invalidated = cudaErrorStreamCaptureInvalidated;
   record_error(cudaErrorStreamCaptureUnsupported);
   return true;
+}
+
+void invalidate_capture(cudaStream_t stream) {
+  if (Capture* c = resolve(stream)->capture) c->invalidated = cudaErrorStreamCaptureInvalidated;
 }
 
 }  // namespace aware_emu
@@ -186,7 +202,7 @@ cudaError_t cudaRuntimeGetVersion(int* v) {
 }
 cudaError_t cudaDeviceSynchronize() {
   AWARE_EMU_ENTER();
-  if (illegal_in_capture("cudaDeviceSynchronize")) return cudaErrorStreamCaptureUnsupported;
+  if (illegal_in_capture("cudaDeviceSynchronize", nullptr, true)) return cudaErrorStreamCaptureUnsupported;
   return cudaSuccess;
 }
 // Clears the sticky error (the tests that plant faults go on afterwards); allocations stay.
@@ -247,7 +263,7 @@ const char* cudaGetErrorString(cudaError_t e) {
 // what nothing wrote shows; malloc'ed, so that AddressSanitizer sees its ends.
 cudaError_t cudaMalloc(void** ptr, size_t bytes) {
   AWARE_EMU_ENTER();
-  if (illegal_in_capture("cudaMalloc")) return cudaErrorStreamCaptureUnsupported;
+  if (illegal_in_capture("cudaMalloc", nullptr, true)) return cudaErrorStreamCaptureUnsupported;
   *ptr = nullptr;
   if (bytes > kDeviceMemory - device_total) return record_error(cudaErrorMemoryAllocation);
   void* p = std::malloc(bytes == 0 ? 1 : bytes);
@@ -261,7 +277,7 @@ cudaError_t cudaMalloc(void** ptr, size_t bytes) {
 cudaError_t cudaFree(void* ptr) {
   AWARE_EMU_ENTER();
   if (!ptr) return cudaSuccess;
-  if (illegal_in_capture("cudaFree")) return cudaErrorStreamCaptureUnsupported;
+  if (illegal_in_capture("cudaFree", nullptr, true)) return cudaErrorStreamCaptureUnsupported;
   const auto it = device_memory.find(uintptr_t(ptr));
   if (it == device_memory.end()) {
     std::fprintf(stderr, "aware CUDA emulation: cudaFree(%p): not the start of a device allocation\n", ptr);
@@ -274,7 +290,7 @@ cudaError_t cudaFree(void* ptr) {
 }
 cudaError_t cudaMallocHost(void** ptr, size_t bytes) {
   AWARE_EMU_ENTER();
-  if (illegal_in_capture("cudaMallocHost")) return cudaErrorStreamCaptureUnsupported;
+  if (illegal_in_capture("cudaMallocHost", nullptr, true)) return cudaErrorStreamCaptureUnsupported;
   *ptr = std::malloc(bytes == 0 ? 1 : bytes);
   if (!*ptr) return record_error(cudaErrorMemoryAllocation);
   pinned_memory[uintptr_t(*ptr)] = bytes;
@@ -283,7 +299,7 @@ cudaError_t cudaMallocHost(void** ptr, size_t bytes) {
 cudaError_t cudaFreeHost(void* ptr) {
   AWARE_EMU_ENTER();
   if (!ptr) return cudaSuccess;
-  if (illegal_in_capture("cudaFreeHost")) return cudaErrorStreamCaptureUnsupported;
+  if (illegal_in_capture("cudaFreeHost", nullptr, true)) return cudaErrorStreamCaptureUnsupported;
   if (!pinned_memory.erase(uintptr_t(ptr))) return record_error(cudaErrorInvalidValue);
   std::free(ptr);
   return cudaSuccess;
@@ -296,14 +312,17 @@ cudaError_t cudaMemGetInfo(size_t* free, size_t* total) {
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream) {
   AWARE_EMU_ENTER();
   if (!stream_is_valid(stream)) return record_error(cudaErrorInvalidResourceHandle);
-  if (const cudaError_t e = check_copy(dst, src, bytes, kind, "cudaMemcpyAsync"); e != cudaSuccess) return record_error(e);
+  if (const cudaError_t e = check_copy(dst, src, bytes, kind, "cudaMemcpyAsync"); e != cudaSuccess) {
+    invalidate_capture(stream);
+    return record_error(e);
+  }
   if (kind == cudaMemcpyHostToDevice && bytes && !in_allocation(pinned_memory, src, bytes)) ++pageable_async;
   if (bytes) enqueue(stream, [=] { std::memmove(dst, src, bytes); });
   return cudaSuccess;
 }
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
   AWARE_EMU_ENTER();
-  if (illegal_in_capture("cudaMemcpy (synchronous)")) return cudaErrorStreamCaptureUnsupported;
+  if (illegal_in_capture("cudaMemcpy (synchronous)", nullptr, true)) return cudaErrorStreamCaptureUnsupported;
   return cudaMemcpyAsync(dst, src, bytes, kind, nullptr);
 }
 cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t stream) {
@@ -312,6 +331,7 @@ cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t str
   if (bytes && !in_allocation(device_memory, ptr, bytes)) {
     std::fprintf(stderr, "aware CUDA emulation: cudaMemsetAsync: [%p, +%zu) is not inside one device allocation\n", ptr,
                  bytes);
+    invalidate_capture(stream);
     return record_error(cudaErrorInvalidValue);
   }
   if (bytes) enqueue(stream, [=] { std::memset(ptr, value, bytes); });
@@ -319,7 +339,7 @@ cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t str
 }
 cudaError_t cudaMemset(void* ptr, int value, size_t bytes) {
   AWARE_EMU_ENTER();
-  if (illegal_in_capture("cudaMemset (synchronous)")) return cudaErrorStreamCaptureUnsupported;
+  if (illegal_in_capture("cudaMemset (synchronous)", nullptr, true)) return cudaErrorStreamCaptureUnsupported;
   return cudaMemsetAsync(ptr, value, bytes, nullptr);
 }
 
@@ -334,37 +354,44 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int flags) 
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
   std::lock_guard lock(big_lock());
   if (!stream || !streams.erase(stream)) return record_error(cudaErrorInvalidResourceHandle);
+  if (Capture* c = stream->capture) {  // destroyed inside a capture: the capture cannot end well
+    c->streams.erase(stream);
+    c->invalidated = cudaErrorStreamCaptureInvalidated;
+  }
   delete stream;
   return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   AWARE_EMU_ENTER();
   if (!stream_is_valid(stream)) return record_error(cudaErrorInvalidResourceHandle);
-  if (illegal_in_capture("cudaStreamSynchronize")) return cudaErrorStreamCaptureUnsupported;
+  if (illegal_in_capture("cudaStreamSynchronize", resolve(stream), false)) return cudaErrorStreamCaptureUnsupported;
   return cudaSuccess;
 }
 cudaError_t cudaStreamQuery(cudaStream_t stream) {
   AWARE_EMU_ENTER();
   if (!stream_is_valid(stream)) return record_error(cudaErrorInvalidResourceHandle);
-  if (illegal_in_capture("cudaStreamQuery")) return cudaErrorStreamCaptureUnsupported;
+  if (illegal_in_capture("cudaStreamQuery", resolve(stream), false)) return cudaErrorStreamCaptureUnsupported;
   return cudaSuccess;
 }
 cudaError_t cudaEventCreate(cudaEvent_t* event) { return cudaEventCreateWithFlags(event, cudaEventDefault); }
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int flags) {
   AWARE_EMU_ENTER();
   *event = new CUevent_st{flags};
+  ++live_events;
   return cudaSuccess;
 }
 cudaError_t cudaEventDestroy(cudaEvent_t event) {
   if (!event) return record_error(cudaErrorInvalidResourceHandle);
+  std::lock_guard lock(big_lock());
   delete event;
+  --live_events;
   return cudaSuccess;
 }
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   AWARE_EMU_ENTER();
   if (!event || !stream_is_valid(stream)) return record_error(cudaErrorInvalidResourceHandle);
   CUstream_st* s = resolve(stream);
-  event->capture = s->capture;
+  event->capture = s->capture ? s->capture->id : 0;
   event->stream = s;
   event->ops = s->ops;
   if (!s->capture) event->when = std::chrono::steady_clock::now();
@@ -376,13 +403,14 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
   AWARE_EMU_ENTER();
   if (!event || !stream_is_valid(stream)) return record_error(cudaErrorInvalidResourceHandle);
   CUstream_st* s = resolve(stream);
-  Capture* c = event->capture;
-  if (!c || !captures.count(c)) return cudaSuccess;  // outside a capture the work has run already
+  const auto it = captures.find(event->capture);
+  if (it == captures.end()) return cudaSuccess;  // outside a capture the work has run already
+  Capture* c = it->second;
   if (!s->capture) {
     s->capture = c;
     s->ops = s->joined_ops = 0;
     c->streams.insert(s);
-  } else if (s->capture == c && event->stream != s) {
+  } else if (s->capture == c && event->stream != s && c->streams.count(event->stream)) {
     event->stream->joined_ops = std::max(event->stream->joined_ops, event->ops);
   }
   return cudaSuccess;
@@ -390,13 +418,15 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
   AWARE_EMU_ENTER();
   if (!event) return record_error(cudaErrorInvalidResourceHandle);
-  if (illegal_in_capture("cudaEventSynchronize")) return cudaErrorStreamCaptureUnsupported;
+  if (captures.count(event->capture) && illegal_in_capture("cudaEventSynchronize", event->stream, false))
+    return cudaErrorStreamCaptureUnsupported;
   return cudaSuccess;
 }
 cudaError_t cudaEventQuery(cudaEvent_t event) {
   AWARE_EMU_ENTER();
   if (!event) return record_error(cudaErrorInvalidResourceHandle);
-  if (illegal_in_capture("cudaEventQuery")) return cudaErrorStreamCaptureUnsupported;
+  if (captures.count(event->capture) && illegal_in_capture("cudaEventQuery", event->stream, false))
+    return cudaErrorStreamCaptureUnsupported;
   return cudaSuccess;
 }
 // Host time between the two records: the emulation's work runs at the enqueue, so this is how long
@@ -410,15 +440,17 @@ cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) 
 }
 
 // ---- graphs ---------------------------------------------------------------------------------------------
-cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode) {
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode) {
   AWARE_EMU_ENTER();
   if (!stream) return record_error(cudaErrorStreamCaptureUnsupported);  // the legacy stream cannot capture
   if (!stream_is_valid(stream)) return record_error(cudaErrorInvalidResourceHandle);
   if (stream->capture) return record_error(cudaErrorIllegalState);
   Capture* c = new Capture;
+  c->id = next_capture++;
+  c->mode = mode;
   c->origin = stream;
   c->streams.insert(stream);
-  captures.insert(c);
+  captures[c->id] = c;
   stream->capture = c;
   stream->ops = stream->joined_ops = 0;
   return cudaSuccess;
@@ -438,7 +470,7 @@ cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
     }
     s->capture = nullptr;
   }
-  captures.erase(c);
+  captures.erase(c->id);
   if (status == cudaSuccess && sticky == cudaSuccess) *graph = new CUgraph_st{std::move(c->nodes)};
   delete c;
   if (sticky != cudaSuccess) return record_error(sticky);

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <new>
 #include <sstream>
+#include <string_view>
 #include <vector>
 
 #include "cuda_emu/internal.h"
@@ -75,7 +76,13 @@ struct WarpMeeting {
   std::source_location where;
   uint64_t value[32];
   int source[32];
-  unsigned generation = 0;  // meetings so far
+};
+// A warp's open collectives, each one call site with one mask: several at once where parts of the warp
+// use other masks (legal from sm_70 on). Lanes that wait in collectives no other lane will join are
+// found as a deadlock: no thread can go on.
+struct Warp {
+  std::vector<WarpMeeting> open;
+  unsigned generation = 0;  // collectives completed
   char sync[2];             // TSan's, by the generation's parity
 };
 
@@ -104,7 +111,7 @@ struct Block {
   std::source_location barrier_where;
   unsigned barrier_generation = 0;  // barriers opened so far
   char barrier_sync[2];             // TSan's, by the generation's parity
-  std::vector<WarpMeeting> warps;
+  std::vector<Warp> warps;
   std::unique_ptr<unsigned char[]> dynamic;
   std::map<const void*, std::unique_ptr<unsigned char[]>> statics;
   std::string fault;  // set: the block is abandoned
@@ -115,10 +122,11 @@ Block* block = nullptr;
 Fiber* running = nullptr;
 ctx::fcontext_t scheduler = nullptr;
 size_t dynamic_bytes = 0;
-Order order = [] {
+Order order_from_environment() {
   const char* v = std::getenv("AWARE_EMU_ORDER");
   return v && std::string(v) == "reverse" ? Order::reverse : Order::forward;
-}();
+}
+Order order = order_from_environment();
 std::map<std::string, int> max_dynamic_shared;  // cudaFuncSetAttribute, by kernel name
 Stacks stacks;
 #if defined(AWARE_EMU_TSAN)
@@ -202,10 +210,10 @@ void fiber_main(ctx::transfer_t from) {
     fault("thread " + std::to_string(f.index) + " ended while " + std::to_string(block->at_barrier) +
           " threads wait at __syncthreads() (" + site(block->barrier_where) +
           "): a barrier reached by only part of the block");
-  const WarpMeeting& w = block->warps[f.index / 32];
-  if (w.arrived && (w.mask >> (f.index % 32) & 1u))
-    fault("lane " + std::to_string(f.index % 32) + " of warp " + std::to_string(f.index / 32) +
-          " ended while lanes of its mask wait in a warp collective (" + site(w.where) + ")");
+  for (const WarpMeeting& w : block->warps[f.index / 32].open)
+    if (w.mask >> (f.index % 32) & 1u)
+      fault("lane " + std::to_string(f.index % 32) + " of warp " + std::to_string(f.index / 32) +
+            " ended while lanes of its mask wait in a warp collective (" + site(w.where) + ")");
   f.state = State::done;
   --block->live;
   ++block->exited;
@@ -271,43 +279,45 @@ void check_mask(unsigned mask, const std::source_location& where) {
 // The lanes of `mask` meet; the last to arrive computes every lane's result and frees the others.
 uint64_t warp_meet(unsigned mask, uint64_t value, int source, bool ballot, const std::source_location& where) {
   check_mask(mask, where);
-  const int lane = running->index % 32;
-  WarpMeeting& w = block->warps[running->index / 32];
-  if (w.arrived == 0) {
-    w.mask = mask, w.ballot = ballot, w.where = where;
-  } else if (w.mask != mask || w.ballot != ballot) {
-    fault("lanes of warp " + std::to_string(running->index / 32) + " meet in different warp collectives or masks (" +
-          site(w.where) + " and " + site(where) + ")");
+  const int lane = running->index % 32, warp_index = running->index / 32;
+  Warp& warp = block->warps[size_t(warp_index)];
+  WarpMeeting* w = nullptr;
+  for (WarpMeeting& m : warp.open)
+    if (m.mask == mask && m.ballot == ballot && m.where.line() == where.line() &&
+        std::string_view(m.where.file_name()) == where.file_name())
+      w = &m;
+  if (!w) {
+    w = &warp.open.emplace_back();
+    w->mask = mask, w->ballot = ballot, w->where = where;
   }
-  w.value[lane] = value;
-  w.source[lane] = source;
-  w.arrived |= 1u << lane;
-  [[maybe_unused]] const unsigned generation = w.generation;
+  w->value[lane] = value;
+  w->source[lane] = source;
+  w->arrived |= 1u << lane;
+  [[maybe_unused]] const unsigned generation = warp.generation;
 #if defined(AWARE_EMU_TSAN)
-  __tsan_release(&w.sync[generation % 2]);
+  __tsan_release(&warp.sync[generation % 2]);
 #endif
-  if (w.arrived == w.mask) {
+  if (w->arrived == w->mask) {
     unsigned votes = 0;
     for (int l = 0; l < 32; ++l)
-      if ((w.mask >> l & 1u) && w.value[l]) votes |= 1u << l;
-    const int base = (running->index / 32) * 32;
+      if ((w->mask >> l & 1u) && w->value[l]) votes |= 1u << l;
     for (int l = 0; l < 32; ++l) {
-      if (!(w.mask >> l & 1u)) continue;
-      Fiber& f = block->fibers[size_t(base + l)];
-      const int s = w.source[l];
+      if (!(w->mask >> l & 1u)) continue;
+      Fiber& f = block->fibers[size_t(warp_index * 32 + l)];
+      const int s = w->source[l];
       // A source lane outside the mask gives an undefined value on a GPU: here the poison pattern.
-      f.result = w.ballot ? votes : (s >= 0 && s < 32 && (w.mask >> s & 1u)) ? w.value[s] : ~uint64_t(0);
+      f.result = w->ballot ? votes : (s >= 0 && s < 32 && (w->mask >> s & 1u)) ? w->value[s] : ~uint64_t(0);
       if (&f != running) f.state = State::ready;
     }
-    w.arrived = 0;
-    ++w.generation;
+    warp.open.erase(warp.open.begin() + (w - warp.open.data()));
+    ++warp.generation;
   } else {
     running->state = State::at_warp;
     running->where = where;
     yield_to_scheduler();
   }
 #if defined(AWARE_EMU_TSAN)
-  __tsan_acquire(&block->warps[running->index / 32].sync[generation % 2]);
+  __tsan_acquire(&block->warps[size_t(warp_index)].sync[generation % 2]);
 #endif
   return running->result;
 }
@@ -375,6 +385,7 @@ void* dynamic_shared() { return shared_for_threads(block->dynamic, dynamic_bytes
 void* static_shared(const void* key, size_t bytes) { return shared_for_threads(block->statics[key], bytes); }
 
 void set_order(Order o) { order = o; }
+void reset_order() { order = order_from_environment(); }
 
 cudaError_t set_function_attribute(const char* kernel, cudaFuncAttribute attr, int value) {
   if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 || size_t(value) > kSharedOptin)
@@ -389,6 +400,7 @@ void launch(const LaunchSite& s, std::function<void()> kernel) {
   const unsigned threads = s.block.x * s.block.y * s.block.z;
   const auto bad = [&](cudaError_t e, const std::string& why) {
     std::fprintf(stderr, "aware CUDA emulation: launch of %s (%s): %s\n", s.kernel, site(s.where).c_str(), why.c_str());
+    if (stream_is_valid(s.stream)) invalidate_capture(s.stream);
     record_error(e);
   };
   if (threads == 0 || threads > kMaxThreadsPerBlock || s.block.z > kMaxBlockZ)

@@ -195,12 +195,14 @@ unsigned warp_ballot(unsigned mask, bool predicate, std::source_location where);
 std::string last_fault();
 size_t device_allocations();
 size_t device_bytes();
+size_t live_handles();  // streams and events not destroyed
 // Host-to-device cudaMemcpyAsync calls from pageable memory so far: on a GPU they hold the host until
 // the copy is done, so they overlap nothing.
 size_t pageable_async_copies();
 // Thread orders the scheduler runs a block's threads (and the blocks) in; AWARE_EMU_ORDER=reverse sets it for a whole process.
 enum class Order { forward, reverse };
 void set_order(Order order);
+void reset_order();  // to AWARE_EMU_ORDER's
 bool is_device_pointer(const void* p, size_t bytes);
 
 }  // namespace aware_emu
@@ -270,9 +272,10 @@ T __shfl_up_sync(unsigned mask, T v, unsigned delta, int width = 32,
 template <class T>
 T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32,
                   std::source_location where = std::source_location::current()) {
+  // As PTX's bfly: a source in a later group of `width` lanes gives the lane's own value.
   const int lane = aware_emu::lane_id(), source = lane ^ lane_mask;
   return aware_emu::from_bits<T>(
-      aware_emu::warp_exchange(mask, aware_emu::to_bits(v), (source & ~(width - 1)) == (lane & ~(width - 1)) ? source : lane, where));
+      aware_emu::warp_exchange(mask, aware_emu::to_bits(v), source < 32 && source <= (lane | (width - 1)) ? source : lane, where));
 }
 inline unsigned __ballot_sync(unsigned mask, int predicate, std::source_location where = std::source_location::current()) {
   return aware_emu::warp_ballot(mask, predicate != 0, where);
