@@ -353,18 +353,19 @@ TEST_F(Emulation, IllegalWorkDuringACaptureInvalidatesIt) {
   EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
   EXPECT_EQ(cudaStreamEndCapture(s, &graph), cudaErrorStreamCaptureInvalidated);
   cudaGetLastError();
-  // Planted: a stream forked into the capture whose work the origin never joins.
-  ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
-  cudaEventRecord(e, s);
-  cudaStreamWaitEvent(side, e, 0);
-  AWARE_LAUNCH(add_one_kernel, 1, 4, 0, side)(d);
+  // A capture on s that forks `side` into it and gives it work.
+  const auto capture_with_fork = [&] {
+    ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    cudaEventRecord(e, s);
+    cudaStreamWaitEvent(side, e, 0);
+    AWARE_LAUNCH(add_one_kernel, 1, 4, 0, side)(d);
+  };
+  // Planted: the origin never joins the forked stream's work.
+  capture_with_fork();
   EXPECT_EQ(cudaStreamEndCapture(s, &graph), cudaErrorStreamCaptureUnjoined);
   cudaGetLastError();
   // Joined back, the same is legal.
-  ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
-  cudaEventRecord(e, s);
-  cudaStreamWaitEvent(side, e, 0);
-  AWARE_LAUNCH(add_one_kernel, 1, 4, 0, side)(d);
+  capture_with_fork();
   cudaEvent_t join = nullptr;
   cudaEventCreateWithFlags(&join, cudaEventDisableTiming);
   cudaEventRecord(join, side);

@@ -415,20 +415,17 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
   }
   return cudaSuccess;
 }
-cudaError_t cudaEventSynchronize(cudaEvent_t event) {
+// A wait for, or query of, an event: outside a capture its work has run; one recorded in a capture in
+// progress cannot be waited for.
+static cudaError_t event_ready(cudaEvent_t event, const char* call) {
   AWARE_EMU_ENTER();
   if (!event) return record_error(cudaErrorInvalidResourceHandle);
-  if (captures.count(event->capture) && illegal_in_capture("cudaEventSynchronize", event->stream, false))
+  if (captures.count(event->capture) && illegal_in_capture(call, event->stream, false))
     return cudaErrorStreamCaptureUnsupported;
   return cudaSuccess;
 }
-cudaError_t cudaEventQuery(cudaEvent_t event) {
-  AWARE_EMU_ENTER();
-  if (!event) return record_error(cudaErrorInvalidResourceHandle);
-  if (captures.count(event->capture) && illegal_in_capture("cudaEventQuery", event->stream, false))
-    return cudaErrorStreamCaptureUnsupported;
-  return cudaSuccess;
-}
+cudaError_t cudaEventSynchronize(cudaEvent_t event) { return event_ready(event, "cudaEventSynchronize"); }
+cudaError_t cudaEventQuery(cudaEvent_t event) { return event_ready(event, "cudaEventQuery"); }
 // Host time between the two records: the emulation's work runs at the enqueue, so this is how long
 // the host took, not a GPU's time.
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
