@@ -79,6 +79,31 @@ TEST_F(Emulation, LaunchesOutsideSm90sLimitsFailAsOnAGpu) {
   cudaFree(d);
 }
 
+// 40 KB of static shared memory, and as much dynamic as the launch gives.
+__global__ void static_and_dynamic_kernel(float* out) {
+  AWARE_SHARED(float, big, 10 * 1024);
+  AWARE_DYNAMIC_SHARED(float, more);
+  big[threadIdx.x] = more[threadIdx.x] = 1.0f;
+  out[threadIdx.x] = big[threadIdx.x] + more[threadIdx.x];
+}
+
+TEST_F(Emulation, StaticSharedMemoryCountsAgainstTheLimit) {
+  float* d = nullptr;
+  ASSERT_EQ(cudaMalloc(&d, 32 * sizeof(float)), cudaSuccess);
+  AWARE_LAUNCH(static_and_dynamic_kernel, 1, 32, 8 * 1024, nullptr)(d);  // 48 KB in all: fine
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+  AWARE_LAUNCH(static_and_dynamic_kernel, 1, 32, 10 * 1024, nullptr)(d);  // planted: 50 KB, no opt-in
+  EXPECT_EQ(cudaGetLastError(), cudaErrorLaunchFailure);
+  EXPECT_TRUE(has(aware_emu::last_fault(), "static")) << aware_emu::last_fault();
+  cudaDeviceReset();
+  ASSERT_EQ(cudaFuncSetAttribute(static_and_dynamic_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 64 * 1024),
+            cudaSuccess);
+  AWARE_LAUNCH(static_and_dynamic_kernel, 1, 32, 10 * 1024, nullptr)(d);  // with the opt-in
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+  EXPECT_EQ(read(d, 32)[0], 2.0f);
+  cudaFree(d);
+}
+
 // The bug it found: the fused conv put the batch in gridDim.y, so `aware score --batch 70000` could not
 // launch. The batch now runs along x; 65,537 images, forward and backward, against the CPU twin.
 TEST_F(Emulation, TheFusedConvRunsBatchesBeyondGridDimY) {

@@ -114,6 +114,7 @@ struct Block {
   std::vector<Warp> warps;
   std::unique_ptr<unsigned char[]> dynamic;
   std::map<const void*, std::unique_ptr<unsigned char[]>> statics;
+  size_t static_bytes = 0;
   std::string fault;  // set: the block is abandoned
 };
 
@@ -122,6 +123,7 @@ Block* block = nullptr;
 Fiber* running = nullptr;
 ctx::fcontext_t scheduler = nullptr;
 size_t dynamic_bytes = 0;
+size_t shared_limit = 0;  // of the running launch: 48 KB, or the kernel's opt-in
 Order order_from_environment() {
   const char* v = std::getenv("AWARE_EMU_ORDER");
   return v && std::string(v) == "reverse" ? Order::reverse : Order::forward;
@@ -382,7 +384,15 @@ static void* shared_for_threads(std::unique_ptr<unsigned char[]>& slot, size_t b
 // Allocated at first use, to the launch's exact size (ASan sees its end).
 void* dynamic_shared() { return shared_for_threads(block->dynamic, dynamic_bytes); }
 
-void* static_shared(const void* key, size_t bytes) { return shared_for_threads(block->statics[key], bytes); }
+// Static shared memory is at most 48 KB (nvcc refuses more; the opt-in is for dynamic memory), and
+// counts against the launch's limit with the dynamic. Checked at its first use.
+void* static_shared(const void* key, size_t bytes) {
+  auto& slot = block->statics[key];
+  if (!slot && ((block->static_bytes += bytes) > kSharedDefault || block->static_bytes + dynamic_bytes > shared_limit))
+    fault(std::to_string(block->static_bytes) + " bytes of static and " + std::to_string(dynamic_bytes) +
+          " of dynamic shared memory: over sm_90's 48 KB of static, or the launch's " + std::to_string(shared_limit));
+  return shared_for_threads(slot, bytes);
+}
 
 void set_order(Order o) { order = o; }
 void reset_order() { order = order_from_environment(); }
@@ -412,16 +422,16 @@ void launch(const LaunchSite& s, std::function<void()> kernel) {
                                                   " x " + std::to_string(s.grid.z) +
                                                   " blocks (sm_90: x < 2^31, y and z <= 65535)");
   const auto opt_in = max_dynamic_shared.find(s.kernel);
-  const size_t shared_limit = opt_in == max_dynamic_shared.end() ? kSharedDefault : size_t(opt_in->second);
-  if (s.shared_bytes > shared_limit)
+  const size_t limit = opt_in == max_dynamic_shared.end() ? kSharedDefault : size_t(opt_in->second);
+  if (s.shared_bytes > limit)
     return bad(cudaErrorInvalidValue, std::to_string(s.shared_bytes) + " bytes of dynamic shared memory (limit " +
-                                          std::to_string(shared_limit) +
+                                          std::to_string(limit) +
                                           (opt_in == max_dynamic_shared.end()
                                                ? " without cudaFuncSetAttribute's opt-in)"
                                                : " set by cudaFuncSetAttribute)"));
   if (!stream_is_valid(s.stream)) return bad(cudaErrorInvalidResourceHandle, "the stream is not a live stream");
   const LaunchSite copy = s;
-  enqueue(s.stream, [copy, kernel = std::move(kernel)] {
+  enqueue(s.stream, [copy, kernel = std::move(kernel), limit] {
     std::lock_guard inner(big_lock());
     if (sticky_error() != cudaSuccess) return;
     const std::function<void()>* saved_body = body;
@@ -429,6 +439,7 @@ void launch(const LaunchSite& s, std::function<void()> kernel) {
     ThreadCoordinates* saved_current = current;
     body = &kernel;
     dynamic_bytes = copy.shared_bytes;
+    shared_limit = limit;
 #if defined(AWARE_EMU_TSAN)
     scheduler_tsan = __tsan_get_current_fiber();
 #endif
