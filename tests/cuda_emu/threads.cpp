@@ -63,25 +63,27 @@ struct Fiber {
   int index = 0;  // linear thread index in the block
   State state = State::ready;
   std::source_location where;  // of the barrier or collective it waits at
+  uint64_t offered = 0;        // its value in the warp collective it waits in
+  int source = 0;              // the lane whose value it asked for
   uint64_t result = 0;         // of its last warp collective
 #if defined(AWARE_EMU_TSAN)
   void* tsan = nullptr;
 #endif
 };
 
-// A warp collective in progress: the lanes that have arrived, with their values.
+// A warp collective in progress (mask 0: a free slot): the lanes that have arrived. Each lane's value
+// and source lane wait in its Fiber.
 struct WarpMeeting {
   unsigned arrived = 0, mask = 0;
   bool ballot = false;
   std::source_location where;
-  uint64_t value[32];
-  int source[32];
 };
 // A warp's open collectives, each one call site with one mask: several at once where parts of the warp
-// use other masks (legal from sm_70 on). Lanes that wait in collectives no other lane will join are
-// found as a deadlock: no thread can go on.
+// use other masks (legal from sm_70 on), at most one per lane. Lanes that wait in collectives no other
+// lane will join are found as a deadlock: no thread can go on. (Fixed slots: nothing is allocated
+// while the fibers run, which ThreadSanitizer would see as their accesses.)
 struct Warp {
-  std::vector<WarpMeeting> open;
+  WarpMeeting open[32];
   unsigned generation = 0;  // collectives completed
   char sync[2];             // TSan's, by the generation's parity
 };
@@ -189,6 +191,9 @@ void yield_to_scheduler([[maybe_unused]] bool ending = false) {
 [[noreturn]] void fault(const std::string& message) {
   if (block->fault.empty()) block->fault = message;
   running->state = State::done;
+#if defined(AWARE_EMU_TSAN)
+  __tsan_release(&block_end[blocks_run % 2]);  // the host reads the message
+#endif
   for (;;) yield_to_scheduler(true);
 }
 
@@ -213,7 +218,7 @@ void fiber_main(ctx::transfer_t from) {
           " threads wait at __syncthreads() (" + site(block->barrier_where) +
           "): a barrier reached by only part of the block");
   for (const WarpMeeting& w : block->warps[f.index / 32].open)
-    if (w.mask >> (f.index % 32) & 1u)
+    if (w.arrived && (w.mask >> (f.index % 32) & 1u))
       fault("lane " + std::to_string(f.index % 32) + " of warp " + std::to_string(f.index / 32) +
             " ended while lanes of its mask wait in a warp collective (" + site(w.where) + ")");
   f.state = State::done;
@@ -288,30 +293,28 @@ uint64_t warp_meet(unsigned mask, uint64_t value, int source, bool ballot, const
     if (m.mask == mask && m.ballot == ballot && m.where.line() == where.line() &&
         std::string_view(m.where.file_name()) == where.file_name())
       w = &m;
-  if (!w) {
-    w = &warp.open.emplace_back();
-    w->mask = mask, w->ballot = ballot, w->where = where;
-  }
-  w->value[lane] = value;
-  w->source[lane] = source;
+  for (WarpMeeting& m : warp.open)
+    if (!w && m.mask == 0) w = &m, m.mask = mask, m.ballot = ballot, m.where = where;
+  running->offered = value;
+  running->source = source;
   w->arrived |= 1u << lane;
   [[maybe_unused]] const unsigned generation = warp.generation;
 #if defined(AWARE_EMU_TSAN)
   __tsan_release(&warp.sync[generation % 2]);
 #endif
   if (w->arrived == w->mask) {
+    Fiber* lanes = &block->fibers[size_t(warp_index) * 32];
     unsigned votes = 0;
     for (int l = 0; l < 32; ++l)
-      if ((w->mask >> l & 1u) && w->value[l]) votes |= 1u << l;
+      if ((w->mask >> l & 1u) && lanes[l].offered) votes |= 1u << l;
     for (int l = 0; l < 32; ++l) {
       if (!(w->mask >> l & 1u)) continue;
-      Fiber& f = block->fibers[size_t(warp_index * 32 + l)];
-      const int s = w->source[l];
+      const int s = lanes[l].source;
       // A source lane outside the mask gives an undefined value on a GPU: here the poison pattern.
-      f.result = w->ballot ? votes : (s >= 0 && s < 32 && (w->mask >> s & 1u)) ? w->value[s] : ~uint64_t(0);
-      if (&f != running) f.state = State::ready;
+      lanes[l].result = w->ballot ? votes : (s >= 0 && s < 32 && (w->mask >> s & 1u)) ? lanes[s].offered : ~uint64_t(0);
+      if (&lanes[l] != running) lanes[l].state = State::ready;
     }
-    warp.open.erase(warp.open.begin() + (w - warp.open.data()));
+    *w = WarpMeeting{};
     ++warp.generation;
   } else {
     running->state = State::at_warp;
