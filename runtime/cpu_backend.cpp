@@ -108,7 +108,7 @@ std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOp
 #if defined(AWARE_CUDA)
   if (device == "cuda" || (device == "auto" && cuda_device_present())) return make_cuda_backend(options);
 #else
-  check(device != "cuda", "--device cuda: this build of aware has no CUDA backend (it was built without nvcc; use cpu)");
+  check(device != "cuda", "--device cuda: no usable CUDA device (" + cuda_device_status() + ")");
 #endif
   check(device == "auto" || device == "cuda", "--device: unknown device '" + device + "' (cpu|cuda|auto)");
   check(cpu_capable, "--conv cudnn and --precision tf32 need a CUDA device");
@@ -127,7 +127,7 @@ std::string cuda_device_status() {
 #if defined(AWARE_CUDA)
   return cuda_device_report();
 #else
-  return "this build has no CUDA backend";
+  return "this build of aware has no CUDA backend: it was built without nvcc; use --device cpu";
 #endif
 }
 

@@ -119,7 +119,7 @@ std::vector<double> log_grid(double first, double last, int n) {
 
 bool scan_on_gpu(const std::string& device) {
   check(device == "cpu" || device == "cuda" || device == "auto", "scan: unknown device '" + device + "' (cpu|cuda|auto)");
-  check(device != "cuda" || cuda_available(), "scan --device cuda: no CUDA device (or a build without CUDA)");
+  check(device != "cuda" || cuda_available(), "--device cuda: no usable CUDA device (" + cuda_device_status() + ")");
   return device == "cuda" || (device == "auto" && cuda_available());
 }
 
