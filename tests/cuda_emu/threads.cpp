@@ -174,6 +174,9 @@ void resume(Fiber& f) {
 // From the running fiber back to the scheduler; returns when the scheduler resumes it.
 void yield_to_scheduler([[maybe_unused]] bool ending = false) {
 #if defined(AWARE_EMU_TSAN)
+  // Everything so far happens before the host's work after the block and the next block's threads
+  // (a thread may never run again: its block ended in a fault); not before its own block's threads.
+  __tsan_release(&block_end[blocks_run % 2]);
   __tsan_switch_to_fiber(scheduler_tsan, __tsan_switch_to_fiber_no_sync);
 #endif
 #if defined(AWARE_EMU_ASAN)
@@ -191,9 +194,6 @@ void yield_to_scheduler([[maybe_unused]] bool ending = false) {
 [[noreturn]] void fault(const std::string& message) {
   if (block->fault.empty()) block->fault = message;
   running->state = State::done;
-#if defined(AWARE_EMU_TSAN)
-  __tsan_release(&block_end[blocks_run % 2]);  // the host reads the message
-#endif
   for (;;) yield_to_scheduler(true);
 }
 
@@ -208,9 +208,6 @@ void fiber_main(ctx::transfer_t from) {
 #endif
   (*body)();
   Fiber& f = *running;
-#if defined(AWARE_EMU_TSAN)
-  __tsan_release(&block_end[blocks_run % 2]);
-#endif
   // A thread that ends while others wait at a barrier or in a collective with it: on a GPU a hang or
   // undefined behaviour.
   if (block->at_barrier > 0)
