@@ -3,13 +3,18 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
+#include <limits>
 #include <sstream>
+#include <utility>
 
 #include "kernels/error.h"
 
 namespace aware {
 namespace {
+
+constexpr int kMaxThreads = 1024;  // run.threads and --threads: more is a typo, not a machine
 
 // Reads the keys of one table, remembering which were read so that the rest can be reported.
 class Section {
@@ -36,18 +41,23 @@ class Section {
       check(a != nullptr, where(key) + " must be an array of numbers");
       out.clear();
       for (auto&& v : *a) {
-        check(v.is_number(), where(key) + " must be an array of numbers");
+        check(v.is_number() && std::isfinite(v.value_or(0.0)), where(key) + " must be an array of finite numbers");
         out.push_back(v.value_or(0.0));
       }
     } else if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, std::filesystem::path>) {
       check(node->is_string(), where(key) + " must be a string");
       out = node->as_string()->get();
     } else if constexpr (std::is_floating_point_v<T>) {
-      check(node->is_number(), where(key) + " must be a number");
+      check(node->is_number() && std::isfinite(node->value_or(0.0)), where(key) + " must be a finite number");
       out = T(node->value_or(0.0));
     } else {
+      // TOML integers are 64-bit: each setting takes only what its type holds (no silent truncation).
       check(node->is_integer(), where(key) + " must be an integer");
-      out = T(node->as_integer()->get());
+      const int64_t v = node->as_integer()->get();
+      check(std::in_range<T>(v), where(key) + " must be an integer from " +
+                                     std::to_string(std::numeric_limits<T>::min()) + " to " +
+                                     std::to_string(std::numeric_limits<T>::max()) + " (got " + std::to_string(v) + ")");
+      out = T(v);
     }
   }
 
@@ -124,6 +134,13 @@ RunConfig parse_config(const std::string& text, const std::string& name,
   run.get("precision", cfg.precision);
   run.get("threads", cfg.threads);
   run.finish();
+  check(cfg.device == "cpu" || cfg.device == "cuda" || cfg.device == "auto",
+        run.where("device") + " must be cpu, cuda or auto (got '" + cfg.device + "')");
+  check(cfg.conv == "fused" || cfg.conv == "cudnn", run.where("conv") + " must be fused or cudnn (got '" + cfg.conv + "')");
+  check(cfg.precision == "fp32" || cfg.precision == "tf32" || cfg.precision == "bf16",
+        run.where("precision") + " must be fp32, tf32 or bf16 (got '" + cfg.precision + "')");
+  check(cfg.threads >= 0 && cfg.threads <= kMaxThreads,
+        run.where("threads") + " must be 0 (all cores) to " + std::to_string(kMaxThreads));
 
   Section data(root["data"].as_table(), "data", name);
   DataConfig& d = cfg.data;
@@ -140,7 +157,9 @@ RunConfig parse_config(const std::string& text, const std::string& name,
   check(!d.dir.empty(), data.where("dir") + " is required: the directory of the class files");
   if (d.dir.is_relative()) d.dir = base / d.dir;
   check(d.normal.size() >= 2, data.where("normal") + " needs at least two classes");
-  check(d.n_test >= 0 && d.n_train > 0 && d.n_aware >= 0, name + ": [data] sizes must be positive");
+  check(d.n_test > 0 && d.n_train > 0, name + ": [data] n_test and n_train must be positive");
+  check(d.n_aware >= 0, data.where("n_aware") + " must be >= 0 (0: balanced with the normal classes)");
+  check(d.scale > 0, data.where("scale") + " must be positive");
   const std::vector<std::string> norms{"sum-std", "sum", "none", "scale", "standardise"};
   check(std::find(norms.begin(), norms.end(), d.normalisation) != norms.end(),
         data.where("normalisation") + ": '" + d.normalisation +
@@ -177,6 +196,8 @@ RunConfig parse_config(const std::string& text, const std::string& name,
   check(t.batch > 0, train.where("batch") + " must be positive");
   check(t.lr > 0, train.where("lr") + " must be positive");
   check(t.ratio > 0 && t.lambda >= 0, name + ": [train] ratio must be > 0 and lambda >= 0");
+  check(t.momentum >= 0 && t.momentum < 1, train.where("momentum") + " must be in [0, 1)");
+  check(t.weight_decay >= 0, train.where("weight_decay") + " must be >= 0");
 
   const toml::table* scan_table = root["scan"].as_table();
   Section scan(scan_table, "scan", name);
@@ -197,6 +218,9 @@ RunConfig parse_config(const std::string& text, const std::string& name,
     }
   check(s.settings.bins >= 2 && s.settings.bins_2d >= 2, scan.where("bins") + " must be at least 2");
   check(s.settings.min_width >= 0.0 && s.settings.min_width <= 1.0, scan.where("min_width") + " must be in [0, 1]");
+  check(s.settings.min_background_events >= 0, scan.where("min_background_events") + " must be >= 0");
+  for (double w : s.widths) check(w > 0.0 && w <= 1.0, scan.where("widths") + " must be in (0, 1]");
+  for (double l : s.luminosities) check(l > 0.0, scan.where("luminosities") + " must be positive (fb^-1)");
   for (const auto& c : d.normal)
     check(s.sigma_fb.count(c), name + ": scan.sigma_fb has no cross-section for the normal class '" + c + "'");
   return cfg;

@@ -158,5 +158,26 @@ TEST_F(CliTest, BadInputGivesOneClearErrorNamingTheFile) {
   EXPECT_NE(r.output.find("junk.npy"), std::string::npos) << r.output;
 }
 
+// Numeric options out of range are refused before anything runs, in words (no silent "all cores" for
+// --threads -1, no "unlimited" for --max-chunks -5, no floating-point range for an integer).
+TEST_F(CliTest, NumericOptionsOutOfRangeAreRefusedInWords) {
+  const std::string o = " -o " + (dir / "o").string();
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {"run " + config + " --threads -1" + o, "--threads: must be 0 (all cores) to 1024 (got '-1')"},
+      {"run " + config + " --threads 100000" + o, "--threads: must be 0 (all cores) to 1024"},
+      {"train " + config + " --epochs -3" + o, "--epochs: must be a whole number of epochs, 0 or more"},
+      {"score -m " + config + " " + config + " --max-chunks -5" + o, "--max-chunks: must be a positive whole number"},
+      {"score -m " + config + " " + config + " --chunk 0" + o, "--chunk: must be a positive whole number"},
+      {"score -m " + config + " " + config + " --batch 2.5" + o, "--batch: must be a positive whole number"},
+      {"scan --anomaly a.npy --background b.npy:1 --min-width 5" + o, "--min-width: must be a width in [0, 1]"},
+      {"scan --anomaly a.npy --background b.npy:1 --bins 1" + o, "--bins: must be 2 to 10^8 bins"}};
+  for (const auto& [args, message] : cases) {
+    const Result r = run(args);
+    EXPECT_EQ(r.status, 2) << args;
+    EXPECT_NE(r.output.find(message), std::string::npos) << args << "\n" << r.output;
+    EXPECT_FALSE(std::filesystem::exists(dir / "o")) << args << ": nothing may run";
+  }
+}
+
 }  // namespace
 }  // namespace aware

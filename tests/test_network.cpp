@@ -113,6 +113,21 @@ TEST(Config, BadInputGivesOneClearError) {
   expect_error("[data]\nnormalisation = \"zscore\"\n", "zscore");
   expect_error("[data]\nnormal = [\"top\", \"zz\"]\n", "no cross-section for the normal class 'zz'");
   expect_error("[network]\npreset = 3\n", "network.preset must be a string");
+  // Values of the right type that are out of range: refused when read, before any training.
+  expect_error("[train]\nbatch = 4294967396\n", "train.batch must be an integer from");
+  expect_error("[train]\nepochs = 4294967297\n", "train.epochs must be an integer from");
+  expect_error("[run]\nseed = -1\n", "run.seed must be an integer from 0");
+  expect_error("[run]\nthreads = -4\n", "run.threads must be 0 (all cores)");
+  expect_error("[run]\nthreads = 100000\n", "run.threads must be 0 (all cores)");
+  expect_error("[run]\ndevice = \"gpu\"\n", "run.device must be cpu, cuda or auto (got 'gpu')");
+  expect_error("[train]\nmomentum = -3\n", "train.momentum must be in [0, 1)");
+  expect_error("[train]\nlr = inf\n", "train.lr must be a finite number");
+  expect_error("[train]\nlambda = inf\n", "train.lambda must be a finite number");
+  expect_error("[train]\nlambda = nan\n", "train.lambda must be a finite number");
+  expect_error("[data]\nn_test = 0\n", "n_test and n_train must be positive");
+  expect_error("[data]\nscale = 0.0\n", "data.scale must be positive");
+  expect_error("[scan]\nwidths = [0.1, 1.5]\n", "scan.widths must be in (0, 1]");
+  expect_error("[scan]\nluminosities = [100, inf]\n", "scan.luminosities must be an array of finite numbers");
   try {
     parse_config("[train]\nepochs = 1\n", "nodata.toml");
     FAIL() << "data.dir is required";

@@ -3,10 +3,13 @@
 
 #include <unistd.h>
 
+#include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 
 #include "kernels/scan.h"
 #include "model/config.h"
@@ -32,18 +35,47 @@ struct Common {
   std::vector<std::string> overrides;
 };
 
+// A whole number in [lo, hi] (64-bit), said in words when it is not: "--threads: must be 0 (all cores)
+// to 1024" instead of CLI11's range in floating point.
+CLI::Validator whole_number(long long lo, long long hi, const std::string& words) {
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        long long v = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (ec != std::errc() || end != text.data() + text.size() || v < lo || v > hi)
+          return "must be " + words + " (got '" + text + "')";
+        return "";
+      },
+      "", "");
+}
+constexpr long long kMany = std::numeric_limits<int>::max();
+// A finite number in [lo, hi], likewise.
+CLI::Validator number_in(double lo, double hi, const std::string& words) {
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(text.c_str(), &end);
+        if (end == text.c_str() || *end != '\0' || !std::isfinite(v) || v < lo || v > hi)
+          return "must be " + words + " (got '" + text + "')";
+        return "";
+      },
+      "", "");
+}
+
 void add_common(CLI::App* app, Common& c) {
   app->add_option("--device", c.device, "cpu | cuda | auto (default: the config's, else cpu)");
   app->add_option("--conv", c.conv, "CUDA convolutions: fused (ours) | cudnn (default: the config's, else fused)");
   app->add_option("--precision", c.precision,
                   "fp32 (exact) | tf32 (CUDA: tensor cores in cuBLAS/cuDNN) | bf16 (events and saved "
                   "activations stored as BF16, FP32 arithmetic)");
-  app->add_option("--threads", c.threads, "CPU threads (default: the config's, else all cores)");
+  app->add_option("--threads", c.threads, "CPU threads, 0: all cores (default: the config's, else all cores)")
+      ->check(whole_number(0, 1024, "0 (all cores) to 1024"));
   app->add_flag("-q,--quiet", c.quiet, "no progress output");
 }
 
 void add_seed(CLI::App* app, Common& c) {
-  app->add_option("--seed", c.seed, "seed (default: the config's)")->check(CLI::NonNegativeNumber);
+  app->add_option("--seed", c.seed, "seed (default: the config's)")
+      ->check(whole_number(0, std::numeric_limits<int64_t>::max(), "a whole number, 0 or more"));
   app->add_option("--set", c.overrides, "SECTION.KEY=VALUE (TOML) over the config's, repeatable: "
                                         "--set train.lambda=0.3 --set 'data.aware=[\"w\"]'");
 }
@@ -232,7 +264,8 @@ int main(int argc, char** argv) {
   train->add_option("config", config, "TOML config")->required()->check(CLI::ExistingFile);
   train->add_option("--stage", stage, "prior | aa")->check(CLI::IsMember({"prior", "aa"}))->capture_default_str();
   train->add_option("--init", init, "checkpoint to start from (the prior's, for --stage aa)")->check(CLI::ExistingFile);
-  train->add_option("--epochs", epochs, "epochs (default: the config's)");
+  train->add_option("--epochs", epochs, "epochs (default: the config's)")
+      ->check(whole_number(0, kMany, "a whole number of epochs, 0 or more"));
   train->add_option("-o,--out", out, "output directory (STAGE.ckpt, log.jsonl)")->capture_default_str();
   train->add_flag("--resume", resume, "continue from --out/STAGE.ckpt");
   add_common(train, common);
@@ -247,12 +280,14 @@ int main(int argc, char** argv) {
   score->add_option("-m,--model", model, "checkpoint (prior.ckpt or aa.ckpt)")->required()->check(CLI::ExistingFile);
   score->add_option("inputs", inputs, "event files: .npy, .npy.gz, or HDF5 FILE.h5[:DATASET]")->required();
   score->add_option("-o,--out", out, "output directory")->capture_default_str();
-  score->add_option("--batch", batch, "events per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
+  score->add_option("--batch", batch, "events per forward pass")
+      ->capture_default_str()->check(whole_number(1, kMany, "a positive whole number of events"));
   ScoreOptions score_options;
   score->add_option("--chunk", score_options.chunk, "events read, scored and written at a time")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(whole_number(1, std::numeric_limits<int64_t>::max(), "a positive whole number of events"));
   score->add_option("--max-chunks", score_options.max_chunks,
-                    "stop after this many chunks (exit status 4); --resume continues");
+                    "stop after this many chunks (exit status 4); --resume continues")
+      ->check(whole_number(1, std::numeric_limits<int64_t>::max(), "a positive whole number of chunks"));
   score->add_flag("--resume", score_options.resume, "continue an unfinished OUT/NAME.npy.partial");
   add_common(score, common);
 
@@ -266,10 +301,13 @@ int main(int argc, char** argv) {
   scan->add_option("--background", backgrounds, "FILE:SIGMA_FB background scores and cross-section in fb "
                                                 "(repeatable), e.g. scores/aa/qcd.npy:67600")->required();
   scan->add_option("--column", col, "score column (0: P(first normal class))")->capture_default_str();
-  scan->add_option("--bins", settings.bins, "grid bins over [0, 1]")->capture_default_str();
+  scan->add_option("--bins", settings.bins, "grid bins over [0, 1]")
+      ->capture_default_str()->check(whole_number(2, 100'000'000, "2 to 10^8 bins"));
   scan->add_option("--min-background", settings.min_background_events,
-                   "eligible windows hold at least this many simulated background events")->capture_default_str();
-  scan->add_option("--min-width", settings.min_width, "eligible windows are at least this wide")->capture_default_str();
+                   "eligible windows hold at least this many simulated background events")
+      ->capture_default_str()->check(whole_number(0, std::numeric_limits<int64_t>::max(), "a whole number, 0 or more"));
+  scan->add_option("--min-width", settings.min_width, "eligible windows are at least this wide")
+      ->capture_default_str()->check(number_in(0.0, 1.0, "a width in [0, 1]"));
   scan->add_option("--widths", widths, "widths of the fixed-width curves")->capture_default_str();
   scan->add_option("--luminosities", lumis, "fb^-1 for the reach table")->capture_default_str();
   scan->add_option("-o,--out", out, "output directory")->capture_default_str();
@@ -290,7 +328,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // CLI11 prints the message (or the help); a malformed argument is a user's error like any other: 2.
+    return app.exit(e) == 0 ? 0 : 2;
   }
   try {
     if (*run) return cmd_run(config, {out, resume, !common.quiet, prior}, common);
