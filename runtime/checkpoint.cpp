@@ -4,6 +4,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -120,6 +122,36 @@ void save_checkpoint(const std::filesystem::path& path, const Checkpoint& c) {
   write_file_atomic(path, w.bytes);
 }
 
+// What a valid CRC does not guarantee: contents a model can use. Each failure names the field.
+static void check_contents(const Checkpoint& c, const std::string& file) {
+  const auto bad = [&](const std::string& what) { throw Error(file + ": unusable checkpoint: " + what); };
+  if (c.stage != "prior" && c.stage != "aa") bad("stage '" + c.stage + "' is not prior or aa");
+  if (c.epochs_done < 0 || c.epochs_total < 0) bad("negative epoch counts");
+  int64_t row = 1;
+  for (int64_t d : c.event_shape) {
+    if (d <= 0 || d > (int64_t(1) << 24)) bad("event shape has a dimension of " + std::to_string(d));
+    row *= d;
+  }
+  if (c.event_shape.empty() || c.event_shape.size() > 2) bad("event shape must have 1 or 2 dimensions");
+  if (c.classes.size() < 2) bad("fewer than two classes");
+  const std::vector<std::string> kinds{"sum-std", "sum", "none", "scale", "standardise"};
+  if (std::find(kinds.begin(), kinds.end(), c.normalisation) == kinds.end())
+    bad("normalisation '" + c.normalisation + "' is not sum-std, sum, none, scale or standardise");
+  if (c.col_shift.size() != size_t(row) || c.col_scale.size() != size_t(row))
+    bad("normalisation has " + std::to_string(c.col_shift.size()) + " shifts and " + std::to_string(c.col_scale.size()) +
+        " scales for events of " + std::to_string(row) + " values");
+  for (size_t j = 0; j < c.col_scale.size(); ++j)
+    if (!std::isfinite(c.col_shift[j]) || !std::isfinite(c.col_scale[j]) || !(c.col_scale[j] > 0.0f))
+      bad("normalisation column " + std::to_string(j) + " has shift " + std::to_string(c.col_shift[j]) + " and scale " +
+          std::to_string(c.col_scale[j]) + " (finite, scale > 0 expected)");
+  if (c.params.empty()) bad("no parameters");
+  for (size_t i = 0; i < c.params.size(); ++i)
+    if (!std::isfinite(c.params[i])) bad("parameter " + std::to_string(i) + " is " + std::to_string(c.params[i]));
+  if (!c.momentum.empty() && c.momentum.size() != c.params.size()) bad("momentum and parameters differ in size");
+  for (size_t i = 0; i < c.momentum.size(); ++i)
+    if (!std::isfinite(c.momentum[i])) bad("momentum " + std::to_string(i) + " is " + std::to_string(c.momentum[i]));
+}
+
 Checkpoint load_checkpoint(const std::filesystem::path& path) {
   const std::string file = path.string();
   std::ifstream in(path, std::ios::binary);
@@ -155,6 +187,7 @@ Checkpoint load_checkpoint(const std::filesystem::path& path) {
   c.params = r.vec<float>();
   c.momentum = r.vec<float>();
   check(r.at() == body.size(), file + ": corrupt checkpoint (trailing bytes)");
+  check_contents(c, file);
   return c;
 }
 

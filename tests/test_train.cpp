@@ -2,6 +2,8 @@
 // and resumed run ends bit for bit where an uninterrupted one does), and checkpoint integrity.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <cmath>
 #include <fstream>
 
@@ -191,8 +193,12 @@ TEST_F(TrainTest, CheckpointsRoundTripAndRejectCorruption) {
   c.config = "[run]\nseed = 1\n";
   c.stage = "aa";
   c.epochs_done = 3;
-  c.event_shape = {25, 25};
+  c.epochs_total = 10;
+  c.event_shape = {5, 5};
   c.classes = {"top", "qcd"};
+  c.normalisation = "sum-std";
+  c.col_shift.assign(25, 0.0f);
+  c.col_scale.assign(25, 2.0f);
   c.params = {1.0f, -2.5f, 3.25f};
   c.momentum = {0.0f, 0.5f, 0.25f};
   const auto path = dir / "x.ckpt";
@@ -226,6 +232,26 @@ TEST_F(TrainTest, CheckpointsRoundTripAndRejectCorruption) {
   expect_rejected(flipped, "checksum");
   expect_rejected(bytes.substr(0, bytes.size() - 9), "checksum");
   expect_rejected("not a checkpoint at all", "not an aware checkpoint");
+
+  // A valid CRC over contents no model can use: each refused, naming what is wrong.
+  const auto rejected_contents = [&](auto change, const std::string& fragment) {
+    Checkpoint bad = c;
+    change(bad);
+    save_checkpoint(path, bad);
+    std::string written;
+    std::ifstream in(path, std::ios::binary);
+    written.assign(std::istreambuf_iterator<char>(in), {});
+    expect_rejected(written, fragment);
+  };
+  rejected_contents([](Checkpoint& b) { b.params[1] = std::numeric_limits<float>::quiet_NaN(); }, "parameter 1 is nan");
+  rejected_contents([](Checkpoint& b) { b.params[2] = std::numeric_limits<float>::infinity(); }, "parameter 2 is inf");
+  rejected_contents([](Checkpoint& b) { b.normalisation = "zscore"; }, "normalisation 'zscore'");
+  rejected_contents([](Checkpoint& b) { b.col_scale[3] = 0.0f; }, "normalisation column 3");
+  rejected_contents([](Checkpoint& b) { b.col_shift.pop_back(); }, "24 shifts and 25 scales for events of 25 values");
+  rejected_contents([](Checkpoint& b) { b.stage = "final"; }, "stage 'final'");
+  rejected_contents([](Checkpoint& b) { b.classes = {"top"}; }, "fewer than two classes");
+  rejected_contents([](Checkpoint& b) { b.event_shape = {0, 5}; }, "dimension of 0");
+  rejected_contents([](Checkpoint& b) { b.momentum = {1.0f}; }, "momentum and parameters differ");
 }
 
 TEST_F(TrainTest, ResumingTheWrongStageIsAnError) {
