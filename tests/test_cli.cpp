@@ -158,6 +158,35 @@ TEST_F(CliTest, BadInputGivesOneClearErrorNamingTheFile) {
   EXPECT_NE(r.output.find("junk.npy"), std::string::npos) << r.output;
 }
 
+// Score files that cannot belong together, and cross-sections that are not numbers: refused by name.
+TEST_F(CliTest, ScanInputsAreChecked) {
+  const auto scores = [&](const std::string& name, int64_t columns, float value) {
+    std::vector<float> v(size_t(200 * columns), value);
+    const auto path = dir / name;
+    save_npy(path, v.data(), std::vector<int64_t>{200, columns});
+    return path.string();
+  };
+  const std::string a2 = scores("a.npy", 2, 0.5f), a3 = scores("a3.npy", 3, 0.5f), b = scores("b.npy", 2, 0.2f);
+  const std::string high = scores("high.npy", 2, 1.5f);
+  std::filesystem::create_directories(dir / "other");
+  const std::string a2_again = (dir / "other" / "a.npy").string();
+  std::filesystem::copy_file(a2, a2_again);
+  const std::string o = " -o " + (dir / "scan").string();
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {"--anomaly " + a3 + " --background " + b + ":10", "a3.npy has 3 score columns"},
+      {"--anomaly " + a2 + " --background " + b + ":5abc", "'5abc' is not a cross-section in fb"},
+      {"--anomaly " + a2 + " --background " + b + ":-3", "'-3' is not a cross-section in fb"},
+      {"--anomaly " + high + " --background " + b + ":10", "high.npy: row 0 scores 1.5"},
+      {"--anomaly " + a2 + " --anomaly " + a2_again + " --background " + b + ":10", "also named 'a'"}};
+  for (const auto& [args, message] : cases) {
+    const Result r = run("scan " + args + o);
+    EXPECT_EQ(r.status, 2) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find(message), std::string::npos) << args << "\n" << r.output;
+    EXPECT_FALSE(std::filesystem::exists(dir / "scan" / "a_scan.json")) << args << ": no output";
+  }
+  EXPECT_EQ(run("scan --anomaly " + a2 + " --background " + b + ":10" + o).status, 0);
+}
+
 // Numeric options out of range are refused before anything runs, in words (no silent "all cores" for
 // --threads -1, no "unlimited" for --max-chunks -5, no floating-point range for an integer).
 TEST_F(CliTest, NumericOptionsOutOfRangeAreRefusedInWords) {

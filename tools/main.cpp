@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <iostream>
 #include <limits>
+#include <set>
 
 #include "kernels/scan.h"
 #include "model/config.h"
@@ -156,26 +157,33 @@ int cmd_score(const std::filesystem::path& model_path, const std::vector<std::st
   return complete ? 0 : 4;
 }
 
-// FILE:SIGMA_FB -> (file, sigma)
+// FILE:SIGMA_FB -> (file, sigma); the cross-section a positive number, all of it.
 std::pair<std::string, double> file_and_sigma(const std::string& arg) {
   const auto colon = arg.rfind(':');
   check(colon != std::string::npos && colon + 1 < arg.size(),
         "--background " + arg + ": expected FILE:SIGMA_FB, e.g. qcd.npy:67600");
-  try {
-    return {arg.substr(0, colon), std::stod(arg.substr(colon + 1))};
-  } catch (const std::exception&) {
-    throw Error("--background " + arg + ": '" + arg.substr(colon + 1) + "' is not a cross-section in fb");
-  }
+  const std::string text = arg.substr(colon + 1);
+  char* end = nullptr;
+  const double sigma = std::strtod(text.c_str(), &end);
+  check(end != text.c_str() && *end == '\0' && std::isfinite(sigma) && sigma > 0,
+        "--background " + arg + ": '" + text + "' is not a cross-section in fb (a positive number)");
+  return {arg.substr(0, colon), sigma};
 }
 
-std::vector<float> score_column(const std::string& file, int col) {
+// Column `col` of a score file, with its number of columns; every score a probability.
+std::pair<std::vector<float>, int64_t> score_column(const std::string& file, int col) {
   const NpyArray a = NpyArray::load(file);
   check(a.shape().size() <= 2, file + ": expected scores of shape (N,) or (N, classes)");
   const int64_t width = a.shape().size() == 2 ? a.shape()[1] : 1;
   check(col >= 0 && col < width, file + ": has no column " + std::to_string(col));
   std::vector<float> out(size_t(a.rows()));
-  for (int64_t i = 0; i < a.rows(); ++i) out[size_t(i)] = a.data()[i * width + col];
-  return out;
+  for (int64_t i = 0; i < a.rows(); ++i) {
+    const float p = a.data()[i * width + col];
+    check(p >= 0.0f && p <= 1.0f, file + ": row " + std::to_string(i) + " scores " + std::to_string(p) +
+                                      ", outside [0, 1] (softmax probabilities expected)");
+    out[size_t(i)] = p;
+  }
+  return {std::move(out), width};
 }
 
 int cmd_scan(const std::vector<std::string>& anomalies, const std::vector<std::string>& backgrounds, int col,
@@ -184,13 +192,34 @@ int cmd_scan(const std::vector<std::string>& anomalies, const std::vector<std::s
   std::vector<std::vector<float>> keep;  // owns the background scores the spans point to
   std::vector<BackgroundSample> bg;
   keep.reserve(backgrounds.size());
+  // Every file scored by the same model: as many columns as the first; names unique, as they name
+  // the outputs (OUT/NAME_scan.json) and the report's classes.
+  std::string first_file;
+  int64_t columns = -1;
+  std::set<std::string> names;
+  const auto same_model = [&](const std::string& file, int64_t width) {
+    if (columns < 0) first_file = file, columns = width;
+    check(width == columns, file + " has " + std::to_string(width) + " score columns and " + first_file + " " +
+                                std::to_string(columns) + ": scores of different models?");
+  };
+  const auto unique_name = [&](const std::string& file, const char* option) {
+    const std::string name = std::filesystem::path(file).stem().string();
+    check(names.insert(std::string(option) + name).second,
+          std::string(option) + " " + file + ": another file of that option is also named '" + name +
+              "' (the outputs are named after the file)");
+    return name;
+  };
   for (const auto& arg : backgrounds) {
     const auto [file, sigma] = file_and_sigma(arg);
-    keep.push_back(score_column(file, col));
-    bg.push_back({std::filesystem::path(file).stem().string(), Sample{keep.back(), {}}, sigma});
+    auto [scores, width] = score_column(file, col);
+    same_model(file, width);
+    keep.push_back(std::move(scores));
+    bg.push_back({unique_name(file, "--background"), Sample{keep.back(), {}}, sigma});
   }
+  for (const auto& file : anomalies) unique_name(file, "--anomaly");  // before any output is written
   for (const auto& file : anomalies) {
-    const std::vector<float> s = score_column(file, col);
+    const auto [s, width] = score_column(file, col);
+    same_model(file, width);
     const std::string name = std::filesystem::path(file).stem().string();
     json r = scan_report(ScanInput{Sample{s, {}}, bg}, settings, widths, lumis, device);
     write_scan_csv(r, out, name);
