@@ -107,6 +107,25 @@ TEST_F(ScoreTest, ANonFiniteValueMidStreamIsOneClearError) {
   EXPECT_FALSE(std::filesystem::exists(dir / "bad" / "bad.npy"));
 }
 
+// Two inputs of one name would write one output: refused before anything is scored. Events of another
+// shape than the model's: the error gives both shapes.
+TEST_F(ScoreTest, InputsThatCannotBeScoredAsGivenAreRefused) {
+  std::filesystem::create_directories(dir / "other");
+  std::filesystem::copy_file(events, dir / "other" / "e.npy");
+  auto [status, out] = run_output("score -m " + model + " " + events + " " + (dir / "other" / "e.npy").string() +
+                                  " -o " + (dir / "twice").string());
+  EXPECT_EQ(status, 2);
+  EXPECT_NE(out.find("another input is also named 'e'"), std::string::npos) << out;
+  EXPECT_FALSE(std::filesystem::exists(dir / "twice" / "e.npy"));
+
+  std::vector<float> x(size_t(10) * 6 * 6, 0.5f);
+  save_npy(dir / "small.npy", x.data(), std::vector<int64_t>{10, 6, 6});
+  std::tie(status, out) = run_output("score -m " + model + " " + (dir / "small.npy").string() + " -o " +
+                                     (dir / "small").string());
+  EXPECT_EQ(status, 2);
+  EXPECT_NE(out.find("events of shape (6, 6), the model takes events of shape (8, 8)"), std::string::npos) << out;
+}
+
 #if defined(AWARE_HDF5)
 // Writes datasets (name -> float32 values of the events' shape, or int32 when `integer`) to an HDF5 file.
 void write_hdf5(const std::filesystem::path& path, const NpyArray& events,

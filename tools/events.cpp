@@ -157,6 +157,11 @@ bool hdf5_available() {
 #endif
 }
 
+std::string EventSource::name_of(const std::string& path) {
+  if (is_hdf5(path)) return strip_extensions(path.substr(0, path.find(':')), {".h5", ".hdf5", ".he5"});
+  return strip_extensions(path, {".gz", ".npy"});
+}
+
 std::unique_ptr<EventSource> EventSource::open(const std::string& path) {
   if (is_hdf5(path)) {
 #if defined(AWARE_HDF5)

@@ -17,6 +17,8 @@ class EventSource {
  public:
   virtual ~EventSource() = default;
   static std::unique_ptr<EventSource> open(const std::string& path);
+  // name() of the source `path` opens, without opening it.
+  static std::string name_of(const std::string& path);
 
   virtual int64_t rows() const = 0;
   virtual std::vector<int64_t> event_shape() const = 0;

@@ -21,6 +21,7 @@
 #include "tools/analysis.h"
 #include "tools/npy.h"
 #include "tools/pipeline.h"
+#include "tools/events.h"
 #include "tools/score.h"
 
 using namespace aware;
@@ -145,6 +146,12 @@ int cmd_score(const std::filesystem::path& model_path, const std::vector<std::st
                               {c.conv.empty() ? cfg.conv : c.conv, c.precision.empty() ? cfg.precision : c.precision});
   Model model(*backend, cfg.network, ckpt.event_shape, int(ckpt.classes.size()), batch, norm, /*training=*/false);
   model.set_params(ckpt.params);
+  // Each input's scores go to OUT/NAME.npy: two inputs of one name would overwrite each other.
+  std::set<std::string> names;
+  for (const auto& input : inputs)
+    check(names.insert(EventSource::name_of(input)).second,
+          input + ": another input is also named '" + EventSource::name_of(input) + "' (its scores would overwrite "
+          "OUT/" + EventSource::name_of(input) + ".npy); score them into different -o directories");
   Communicator& comm = world();
   bool complete = true;
   for (const auto& input : inputs) {

@@ -41,7 +41,13 @@ struct FileDescriptor {
 ScoreResult score_file(Model& model, const std::string& input, const std::vector<int64_t>& event_shape,
                        const ScoreOptions& options, Communicator& comm) {
   const auto events = EventSource::open(input);
-  check(events->event_shape() == event_shape, input + ": event shape does not match the model's");
+  const auto shape_text = [](const std::vector<int64_t>& shape) {
+    std::string t = "(";
+    for (size_t i = 0; i < shape.size(); ++i) t += (i ? ", " : "") + std::to_string(shape[i]);
+    return t + (shape.size() == 1 ? ",)" : ")");
+  };
+  check(events->event_shape() == event_shape, input + ": events of shape " + shape_text(events->event_shape()) +
+                                                  ", the model takes events of shape " + shape_text(event_shape));
   const int64_t n = events->rows(), classes = model.classes();
   const std::vector<int64_t> out_shape{n, classes};
   const std::string header = npy_header(out_shape);
