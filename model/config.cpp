@@ -226,6 +226,45 @@ RunConfig parse_config(const std::string& text, const std::string& name,
   return cfg;
 }
 
+std::vector<std::string> result_settings_differ(const RunConfig& was, const RunConfig& now) {
+  std::vector<std::string> out;
+  const auto text = [](const auto& v) {
+    std::ostringstream o;
+    if constexpr (std::is_same_v<std::decay_t<decltype(v)>, std::vector<std::string>>) {
+      o << "[";
+      for (size_t i = 0; i < v.size(); ++i) o << (i ? ", " : "") << v[i];
+      o << "]";
+    } else {
+      o << v;
+    }
+    return o.str();
+  };
+  const auto compare = [&](const char* key, const auto& a, const auto& b) {
+    if (!(a == b)) out.push_back(std::string(key) + ": " + text(a) + " vs " + text(b));
+  };
+  compare("data.normal", was.data.normal, now.data.normal);
+  compare("data.aware", was.data.aware, now.data.aware);
+  compare("data.unseen", was.data.unseen, now.data.unseen);
+  compare("data.n_test", was.data.n_test, now.data.n_test);
+  compare("data.n_train", was.data.n_train, now.data.n_train);
+  compare("data.n_aware", was.data.n_aware, now.data.n_aware);
+  compare("data.normalisation", was.data.normalisation, now.data.normalisation);
+  compare("data.scale", was.data.scale, now.data.scale);
+  const auto layers = [](const NetworkSpec& n) {
+    std::ostringstream o;
+    for (const LayerSpec& l : n.layers) o << l.type << "(" << l.filters << "," << l.padding << "," << l.units << "," << l.rate << ") ";
+    return o.str();
+  };
+  compare("network.layers", layers(was.network), layers(now.network));
+  compare("train.batch", was.train.batch, now.train.batch);
+  compare("train.lr", was.train.lr, now.train.lr);
+  compare("train.momentum", was.train.momentum, now.train.momentum);
+  compare("train.weight_decay", was.train.weight_decay, now.train.weight_decay);
+  compare("train.lambda", was.train.lambda, now.train.lambda);
+  compare("train.ratio", was.train.ratio, now.train.ratio);
+  return out;
+}
+
 RunConfig load_config(const std::filesystem::path& path, const std::vector<std::string>& overrides) {
   std::ifstream in(path);
   check(bool(in), path.string() + ": cannot open the config file");

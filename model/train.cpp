@@ -61,6 +61,18 @@ Evaluation evaluate(Model& model, const EventSet& events) {
   return {loss / n, double(correct) / n};
 }
 
+void check_resumable(const Checkpoint& c, const RunConfig& cfg, const std::string& at) {
+  check(c.seed == cfg.seed, at + "was written with seed " + std::to_string(c.seed) + ", this run has seed " +
+                                std::to_string(cfg.seed));
+  // Every setting that changes the result, not the seed alone: a resumed run is the run it continues.
+  const auto differ = result_settings_differ(parse_config(c.config, at + "its stored config"), cfg);
+  if (differ.empty()) return;
+  std::string list;
+  for (const auto& d : differ) list += "\n  " + d;
+  throw Error(at + "was written with other settings than this run's (checkpoint vs now):" + list +
+              "\nrestore them, or start a new run in another output directory");
+}
+
 std::vector<EpochLog> train_stage(Model& model, const RunConfig& cfg, const EventSet& normal,
                                   const EventSet* anomalies, const EventSet& test,
                                   const StageOptions& options, const Checkpoint& base) {
@@ -82,8 +94,7 @@ std::vector<EpochLog> train_stage(Model& model, const RunConfig& cfg, const Even
     const Checkpoint c = load_checkpoint(options.checkpoint);
     const std::string at = options.checkpoint.string() + ": ";
     check(c.stage == options.stage, at + "holds stage '" + c.stage + "', cannot resume stage '" + options.stage + "'");
-    check(c.seed == cfg.seed, at + "was written with seed " + std::to_string(c.seed) + ", this run has seed " +
-                                  std::to_string(cfg.seed));
+    check_resumable(c, cfg, at);
     check(c.classes == base.classes && c.event_shape == base.event_shape && c.normalisation == base.normalisation,
           at + "was written for other classes, events or normalisation than this run's");
     model.set_params(c.params);

@@ -187,6 +187,26 @@ TEST_F(CliTest, ScanInputsAreChecked) {
   EXPECT_EQ(run("scan --anomaly " + a2 + " --background " + b + ":10" + o).status, 0);
 }
 
+// A resumed run continues the run it resumes: another setting that changes the result is refused,
+// listing each, before the run's record is rewritten; the epoch counts may grow.
+TEST_F(CliTest, ResumeRefusesAnotherRunsSettings) {
+  const std::string o = " -q -o " + (dir / "run").string();
+  ASSERT_EQ(run("run " + config + " --set train.epochs=1 --set train.aa_epochs=1" + o).status, 0);
+  const auto record = [&] {
+    std::ifstream in(dir / "run" / "config.toml");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string before = record();
+  Result r = run("run " + config + " --resume --set train.epochs=1 --set train.aa_epochs=1 --set train.lr=0.05 "
+                 "--set train.lambda=0.7" + o);
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("train.lr: 0.01 vs 0.05"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("train.lambda: 0.5 vs 0.7"), std::string::npos) << r.output;
+  EXPECT_EQ(record(), before) << "config.toml must still be the resumed run's";
+  r = run("run " + config + " --resume --set train.epochs=2 --set train.aa_epochs=1" + o);
+  EXPECT_EQ(r.status, 0) << "more epochs continue the same run\n" << r.output;
+}
+
 // Numeric options out of range are refused before anything runs, in words (no silent "all cores" for
 // --threads -1, no "unlimited" for --max-chunks -5, no floating-point range for an integer).
 TEST_F(CliTest, NumericOptionsOutOfRangeAreRefusedInWords) {

@@ -203,6 +203,11 @@ json run_pipeline(const RunConfig& cfg, const RunOptions& options) {
   // Under mpirun every rank trains; rank 0 alone scores, analyses and writes.
   const bool root = world().root();
   std::filesystem::create_directories(options.out);
+  // A resumed run must be the run it continues: checked before its record (config.toml) is rewritten.
+  if (options.resume)
+    for (const char* stage : {"prior", "aa"})
+      if (const auto ckpt = options.out / (std::string(stage) + ".ckpt"); std::filesystem::exists(ckpt))
+        check_resumable(load_checkpoint(ckpt), cfg, ckpt.string() + ": ");
   if (root) write_file_atomic(options.out / "config.toml", cfg.text);
   const Events events = load_events(cfg);
   auto backend = make_backend(cfg.device, {cfg.conv, cfg.precision});
