@@ -226,7 +226,8 @@ RunConfig parse_config(const std::string& text, const std::string& name,
   return cfg;
 }
 
-std::vector<std::string> result_settings_differ(const RunConfig& was, const RunConfig& now) {
+std::vector<std::string> result_settings_differ(const RunConfig& was, const RunConfig& now, const std::string& stage) {
+  const bool aa = stage == "aa";
   std::vector<std::string> out;
   const auto text = [](const auto& v) {
     std::ostringstream o;
@@ -243,11 +244,10 @@ std::vector<std::string> result_settings_differ(const RunConfig& was, const RunC
     if (!(a == b)) out.push_back(std::string(key) + ": " + text(a) + " vs " + text(b));
   };
   compare("data.normal", was.data.normal, now.data.normal);
-  compare("data.aware", was.data.aware, now.data.aware);
-  compare("data.unseen", was.data.unseen, now.data.unseen);
+  if (aa) compare("data.aware", was.data.aware, now.data.aware);
   compare("data.n_test", was.data.n_test, now.data.n_test);
   compare("data.n_train", was.data.n_train, now.data.n_train);
-  compare("data.n_aware", was.data.n_aware, now.data.n_aware);
+  if (aa) compare("data.n_aware", was.data.n_aware, now.data.n_aware);
   compare("data.normalisation", was.data.normalisation, now.data.normalisation);
   compare("data.scale", was.data.scale, now.data.scale);
   const auto layers = [](const NetworkSpec& n) {
@@ -260,8 +260,8 @@ std::vector<std::string> result_settings_differ(const RunConfig& was, const RunC
   compare("train.lr", was.train.lr, now.train.lr);
   compare("train.momentum", was.train.momentum, now.train.momentum);
   compare("train.weight_decay", was.train.weight_decay, now.train.weight_decay);
-  compare("train.lambda", was.train.lambda, now.train.lambda);
-  compare("train.ratio", was.train.ratio, now.train.ratio);
+  if (aa) compare("train.lambda", was.train.lambda, now.train.lambda);
+  if (aa) compare("train.ratio", was.train.ratio, now.train.ratio);
   return out;
 }
 

@@ -60,10 +60,12 @@ struct RunConfig {
 // the stored text is the merged config, written back by toml++, so a checkpoint still says what ran.
 RunConfig parse_config(const std::string& text, const std::string& name,
                        const std::filesystem::path& base = ".", const std::vector<std::string>& overrides = {});
-// The settings of a config file that change a training run's result and that a resumed run must share:
-// [data] (but dir: the same files may move), [network], [train] (but the epoch counts: a run may be
-// extended). One "section.key: A vs B" line for each that differs between `was` and `now`.
-std::vector<std::string> result_settings_differ(const RunConfig& was, const RunConfig& now);
+// The settings of a config file that change a training stage's result and that a resumed stage must
+// share: [data] (but dir, as the same files may move, and unseen, which only scoring reads), [network],
+// [train] (but the epoch counts: a run may be extended); for the prior stage, not what only the AA
+// stage reads (data.aware, data.n_aware, train.lambda, train.ratio). One "section.key: A vs B" line for
+// each that differs between `was` and `now`.
+std::vector<std::string> result_settings_differ(const RunConfig& was, const RunConfig& now, const std::string& stage);
 
 RunConfig load_config(const std::filesystem::path& path, const std::vector<std::string>& overrides = {});
 

@@ -65,7 +65,7 @@ void check_resumable(const Checkpoint& c, const RunConfig& cfg, const std::strin
   check(c.seed == cfg.seed, at + "was written with seed " + std::to_string(c.seed) + ", this run has seed " +
                                 std::to_string(cfg.seed));
   // Every setting that changes the result, not the seed alone: a resumed run is the run it continues.
-  const auto differ = result_settings_differ(parse_config(c.config, at + "its stored config"), cfg);
+  const auto differ = result_settings_differ(parse_config(c.config, at + "its stored config"), cfg, c.stage);
   if (differ.empty()) return;
   std::string list;
   for (const auto& d : differ) list += "\n  " + d;

@@ -197,10 +197,14 @@ TEST_F(CliTest, ResumeRefusesAnotherRunsSettings) {
     return std::string(std::istreambuf_iterator<char>(in), {});
   };
   const std::string before = record();
-  Result r = run("run " + config + " --resume --set train.epochs=1 --set train.aa_epochs=1 --set train.lr=0.05 "
-                 "--set train.lambda=0.7" + o);
+  Result r = run("run " + config + " --resume --set train.epochs=1 --set train.aa_epochs=1 --set train.lr=0.05" + o);
   EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("prior.ckpt: was written with other settings"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("train.lr: 0.01 vs 0.05"), std::string::npos) << r.output;
+  // lambda is the AA stage's alone: the prior may be shared (run --prior), the AA checkpoint refuses it.
+  r = run("run " + config + " --resume --set train.epochs=1 --set train.aa_epochs=1 --set train.lambda=0.7" + o);
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("aa.ckpt: was written with other settings"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("train.lambda: 0.5 vs 0.7"), std::string::npos) << r.output;
   EXPECT_EQ(record(), before) << "config.toml must still be the resumed run's";
   r = run("run " + config + " --resume --set train.epochs=2 --set train.aa_epochs=1" + o);
