@@ -77,7 +77,50 @@ TEST_F(ScoreTest, AKilledJobResumesWhereItStopped) {
   EXPECT_EQ(run(args + " --resume --max-chunks 5"), 4);
   EXPECT_EQ(run(args + " --resume"), 0);
   EXPECT_FALSE(std::filesystem::exists(dir / "killed" / "e.npy.partial"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "killed" / "e.npy.partial.job"));
   expect_same_scores(dir / "whole" / "e.npy", dir / "killed" / "e.npy");
+}
+
+// A resume continues only the job that wrote the partial output: another input (changed or replaced),
+// another model, chunk, batch or precision is refused with what differs, and the partial output is
+// left as it was, for the right job to continue.
+TEST_F(ScoreTest, AResumeRefusesToContinueAnotherJob) {
+  const auto out = dir / "job";
+  const std::string args = "score -m " + model + " " + events + " -o " + out.string();
+  ASSERT_EQ(run(args + " --chunk 7 --max-chunks 2"), 4);
+  const auto partial_bytes = [&] {
+    std::ifstream in(out / "e.npy.partial", std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string before = partial_bytes();
+  ASSERT_EQ(run("train " + (dir / "run.toml").string() + " --epochs 1 --seed 5 -o " + (dir / "model5").string()), 0);
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {args + " --chunk 9 --resume", "chunk: 7 vs 9"},
+      {args + " --chunk 7 --batch 5 --resume", "batch: 1024 vs 5"},
+      {args + " --chunk 7 --precision bf16 --resume", "backend: cpu vs cpu (bf16 storage)"},
+      {"score -m " + (dir / "model5" / "prior.ckpt").string() + " " + events + " -o " + out.string() +
+           " --chunk 7 --resume",
+       "model: fnv1a"}};
+  for (const auto& [command, message] : cases) {
+    const auto [status, output] = run_output(command);
+    EXPECT_EQ(status, 2) << command << "\n" << output;
+    EXPECT_NE(output.find("was written by another job"), std::string::npos) << output;
+    EXPECT_NE(output.find(message), std::string::npos) << command << "\n" << output;
+  }
+  // The input rewritten with fewer events (the same name and place).
+  std::vector<float> fewer(size_t(150) * 64, 0.25f);
+  const std::string changed = (dir / "changed" / "e.npy").string();
+  std::filesystem::create_directories(dir / "changed");
+  std::filesystem::copy_file(events, changed);
+  const std::string on_changed = "score -m " + model + " " + changed + " --chunk 7 -o " + (dir / "job2").string();
+  ASSERT_EQ(run(on_changed + " --max-chunks 2"), 4);
+  save_npy(changed, fewer.data(), std::vector<int64_t>{150, 8, 8});
+  auto [status, output] = run_output(on_changed + " --resume");
+  EXPECT_EQ(status, 2) << output;
+  EXPECT_NE(output.find("events: 301 x (8, 8) vs 150 x (8, 8)"), std::string::npos) << output;
+  EXPECT_EQ(partial_bytes(), before) << "a refused resume leaves the partial output alone";
+  EXPECT_EQ(run(args + " --chunk 7 --resume"), 0) << "the right job still continues";
+  expect_same_scores(dir / "whole" / "e.npy", out / "e.npy");
 }
 
 // A progress file written for another slice (a job that ran with another number of ranks) is not

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <limits>
 #include <set>
@@ -136,6 +137,18 @@ int cmd_train(const std::string& config, const std::string& stage, const std::fi
   return 0;
 }
 
+// FNV-1a (64-bit) of a whole (small) file, e.g. a checkpoint: another model is another job. (Not its
+// CRC-32: a checkpoint ends with its own CRC-32, and the CRC-32 of data followed by its CRC-32 is the
+// same constant for every checkpoint.)
+std::string file_hash(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (std::istreambuf_iterator<char> it(in), end; it != end; ++it) h = (h ^ uint8_t(*it)) * 0x100000001b3ull;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return std::string("fnv1a ") + hex;
+}
+
 int cmd_score(const std::filesystem::path& model_path, const std::vector<std::string>& inputs, int batch,
               const ScoreOptions& options, const Common& c) {
   set_cpu_threads(c.threads > 0 ? c.threads : 0);
@@ -146,6 +159,9 @@ int cmd_score(const std::filesystem::path& model_path, const std::vector<std::st
                               {c.conv.empty() ? cfg.conv : c.conv, c.precision.empty() ? cfg.precision : c.precision});
   Model model(*backend, cfg.network, ckpt.event_shape, int(ckpt.classes.size()), batch, norm, /*training=*/false);
   model.set_params(ckpt.params);
+  // What the scores depend on besides the input and chunk (score_file records both): a resume checks.
+  ScoreOptions job_options = options;
+  job_options.job = "model " + file_hash(model_path) + "\nbatch " + std::to_string(batch) + "\nbackend " + backend->name() + "\n";
   // Each input's scores go to OUT/NAME.npy: two inputs of one name would overwrite each other.
   std::set<std::string> names;
   for (const auto& input : inputs)
@@ -155,7 +171,7 @@ int cmd_score(const std::filesystem::path& model_path, const std::vector<std::st
   Communicator& comm = world();
   bool complete = true;
   for (const auto& input : inputs) {
-    const ScoreResult r = score_file(model, input, ckpt.event_shape, options, comm);
+    const ScoreResult r = score_file(model, input, ckpt.event_shape, job_options, comm);
     complete = complete && r.complete;
     if (!c.quiet && comm.root())
       std::printf("%s: %ld events%s\n", input.c_str(), long(r.events),

@@ -2,10 +2,12 @@
 
 #include <fcntl.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <functional>
 #include <future>
 #include <memory>
@@ -28,6 +30,45 @@ int64_t read_progress(const std::filesystem::path& state, int64_t lo, int64_t hi
   return std::clamp<int64_t>(done, 0, hi - lo);
 }
 
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string t = "(";
+  for (size_t i = 0; i < shape.size(); ++i) t += (i ? ", " : "") + std::to_string(shape[i]);
+  return t + (shape.size() == 1 ? ",)" : ")");
+}
+
+// CRC-32 of a file's first and last MiB (and its size): a cheap fingerprint that sees a file rewritten
+// or replaced, without reading terabytes.
+std::string fingerprint(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  check(bool(in), file.string() + ": cannot open");
+  const uint64_t size = std::filesystem::file_size(file), part = std::min<uint64_t>(size, 1 << 20);
+  std::string bytes(size_t(part), '\0');
+  in.read(bytes.data(), std::streamsize(part));
+  uLong crc = ::crc32_z(0L, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size());
+  in.seekg(std::streamoff(size - part));
+  in.read(bytes.data(), std::streamsize(part));
+  crc = ::crc32_z(crc, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size());
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08lx", crc);
+  return std::to_string(size) + " bytes, crc " + hex;
+}
+
+// The lines of `want` that `have` lacks, for the resume's error.
+std::string differences(const std::string& have, const std::string& want) {
+  std::istringstream w(want);
+  std::string line, out;
+  while (std::getline(w, line))
+    if (("\n" + have + "\n").find("\n" + line + "\n") == std::string::npos) {
+      const std::string key = line.substr(0, line.find(' '));
+      std::istringstream h(have);
+      std::string old = "(none)", l;
+      while (std::getline(h, l))
+        if (l.substr(0, l.find(' ')) == key) old = l.substr(l.find(' ') + 1);
+      out += "\n  " + key + ": " + old + " vs " + line.substr(line.find(' ') + 1);
+    }
+  return out;
+}
+
 // Closes the output file however the scoring ends.
 struct FileDescriptor {
   int fd;
@@ -41,11 +82,6 @@ struct FileDescriptor {
 ScoreResult score_file(Model& model, const std::string& input, const std::vector<int64_t>& event_shape,
                        const ScoreOptions& options, Communicator& comm) {
   const auto events = EventSource::open(input);
-  const auto shape_text = [](const std::vector<int64_t>& shape) {
-    std::string t = "(";
-    for (size_t i = 0; i < shape.size(); ++i) t += (i ? ", " : "") + std::to_string(shape[i]);
-    return t + (shape.size() == 1 ? ",)" : ")");
-  };
   check(events->event_shape() == event_shape, input + ": events of shape " + shape_text(events->event_shape()) +
                                                   ", the model takes events of shape " + shape_text(event_shape));
   const int64_t n = events->rows(), classes = model.classes();
@@ -54,6 +90,24 @@ ScoreResult score_file(Model& model, const std::string& input, const std::vector
   const auto out = options.out_dir / (events->name() + ".npy");
   const auto partial = std::filesystem::path(out.string() + ".partial");
   const auto state = std::filesystem::path(partial.string() + ".rank" + std::to_string(comm.rank()));
+
+  // The job: the input's identity, the chunk and what the caller says (the model, batch, precision).
+  // A resume continues only the job that wrote the partial output: anything else would mix two jobs'
+  // scores in one file.
+  const auto job_file = std::filesystem::path(partial.string() + ".job");
+  const std::string source_file = std::filesystem::exists(input) ? input : input.substr(0, input.rfind(':'));  // FILE.h5:DATASET
+  const std::string job = options.job + "input " + std::filesystem::absolute(input).string() + "\nevents " +
+                          std::to_string(n) + " x " + shape_text(event_shape) + "\nfile " +
+                          fingerprint(source_file) + "\nchunk " + std::to_string(options.chunk) + "\n";
+  if (options.resume && std::filesystem::exists(partial)) {
+    std::ifstream in(job_file);
+    check(bool(in), partial.string() + ": no record of the job that wrote it (" + job_file.string() +
+                        "); cannot resume, score again without --resume");
+    const std::string had((std::istreambuf_iterator<char>(in)), {});
+    if (had != job)
+      throw Error(partial.string() + ": was written by another job than this one (then vs now):" +
+                  differences(had, job) + "\nresume with the same inputs and settings, or score again without --resume");
+  }
 
   // Rank 0 lays out the whole output (header, then zeros) before anyone writes into it.
   std::filesystem::create_directories(options.out_dir);
@@ -65,6 +119,7 @@ ScoreResult score_file(Model& model, const std::string& input, const std::vector
     ::close(fd);
     check(ok, partial.string() + ": cannot lay out the output (" + std::strerror(errno) + ")");
     for (int r = 0; r < comm.size(); ++r) std::filesystem::remove(partial.string() + ".rank" + std::to_string(r));
+    write_file_atomic(job_file, job);
   }
   comm.barrier();
 
@@ -116,6 +171,7 @@ ScoreResult score_file(Model& model, const std::string& input, const std::vector
   comm.sum(&unfinished, 1);
   if (unfinished == 0.0 && comm.root()) {
     std::filesystem::rename(partial, out);
+    std::filesystem::remove(job_file);
     for (int r = 0; r < comm.size(); ++r) std::filesystem::remove(partial.string() + ".rank" + std::to_string(r));
   }
   comm.barrier();

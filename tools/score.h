@@ -19,6 +19,10 @@ struct ScoreOptions {
   int64_t max_chunks = -1;   // stop after this many chunks of this call (a time-limited job); -1: all
   bool resume = false;       // continue OUT.npy.partial from its recorded progress
   bool progress = true;
+  // What else the scores depend on, one "key value" a line (aware score: the model file's CRC-32, the
+  // batch, the backend and precision): recorded beside the partial output with the input's identity and
+  // the chunk, and compared by a resume, which refuses to continue another job.
+  std::string job;
 };
 
 struct ScoreResult {
