@@ -5,7 +5,9 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "kernels/error.h"
 #include "synthetic.h"
+#include "tools/events.h"
 #include "tools/npy.h"
 
 #if defined(AWARE_HDF5)
@@ -148,6 +150,25 @@ TEST_F(ScoreTest, ANonFiniteValueMidStreamIsOneClearError) {
   EXPECT_NE(out.find("bad.npy"), std::string::npos) << out;
   EXPECT_NE(out.find("index [200, 0, 5]"), std::string::npos) << out;
   EXPECT_FALSE(std::filesystem::exists(dir / "bad" / "bad.npy"));
+}
+
+// An input truncated by another process while it is read (memory-mapped: SIGBUS) is one clear error.
+TEST(EventSource, AnInputTruncatedUnderTheReaderIsAnError) {
+  const auto path = std::filesystem::temp_directory_path() / ("aware_truncated_" + std::to_string(::getpid()) + ".npy");
+  std::vector<float> x(size_t(4000) * 64, 0.5f);
+  save_npy(path, x.data(), std::vector<int64_t>{4000, 8, 8});
+  const auto source = EventSource::open(path.string());
+  std::vector<float> out(size_t(10) * 64);
+  source->read(0, 10, out.data());
+  std::filesystem::resize_file(path, 128);  // the header alone
+  try {
+    source->read(3000, 10, out.data());
+    FAIL() << "a read past the truncated end returned";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("changed while it was read"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(path.filename().string()), std::string::npos) << e.what();
+  }
+  std::filesystem::remove(path);
 }
 
 // Two inputs of one name would write one output: refused before anything is scored. Events of another

@@ -3,6 +3,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <csetjmp>
+#include <csignal>
+
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -31,6 +34,27 @@ bool is_hdf5(const std::string& path) {
   return false;
 }
 
+// A memory-mapped input that another process truncates raises SIGBUS at the next access to what is
+// gone. The reads of a mapping run under a guard that turns that signal into an error naming the file
+// (a thread's guard: the reads run on scoring's reader thread).
+thread_local sigjmp_buf* bus_guard = nullptr;
+
+extern "C" void on_bus_error(int signal) {
+  if (bus_guard) siglongjmp(*bus_guard, 1);
+  std::signal(signal, SIG_DFL);  // not ours: the default action
+  std::raise(signal);
+}
+
+void install_bus_handler() {
+  static const bool installed = [] {
+    struct sigaction action {};
+    action.sa_handler = on_bus_error;
+    sigemptyset(&action.sa_mask);
+    return ::sigaction(SIGBUS, &action, nullptr) == 0;
+  }();
+  (void)installed;
+}
+
 // .npy: memory-mapped; the pages of rows already read are released, so memory stays bounded by
 // what a caller keeps.
 class NpySource final : public EventSource {
@@ -43,9 +67,23 @@ class NpySource final : public EventSource {
   std::vector<int64_t> event_shape() const override { return {array_.shape().begin() + 1, array_.shape().end()}; }
   std::string name() const override { return strip_extensions(array_.path(), {".gz", ".npy"}); }
   void read(int64_t first, int64_t count, float* out) override {
-    array_.check_finite_rows(first, count);
     const float* begin = array_.data() + first * row_size();
-    std::memcpy(out, begin, sizeof(float) * size_t(count * row_size()));
+    install_bus_handler();
+    sigjmp_buf guard;
+    if (sigsetjmp(guard, 1) != 0) {
+      bus_guard = nullptr;
+      throw Error(array_.path().string() + ": the file changed while it was read (truncated by another process?) at events " +
+                  std::to_string(first) + ".." + std::to_string(first + count - 1));
+    }
+    bus_guard = &guard;
+    try {  // no object with a destructor lives in here: the guard may jump out of it
+      array_.check_finite_rows(first, count);
+      std::memcpy(out, begin, sizeof(float) * size_t(count * row_size()));
+    } catch (...) {
+      bus_guard = nullptr;
+      throw;
+    }
+    bus_guard = nullptr;
     if (array_.mapped()) release(begin, begin + count * row_size());
   }
 
