@@ -156,7 +156,16 @@ RunConfig parse_config(const std::string& text, const std::string& name,
   data.finish();
   check(!d.dir.empty(), data.where("dir") + " is required: the directory of the class files");
   if (d.dir.is_relative()) d.dir = base / d.dir;
-  check(d.normal.size() >= 2, data.where("normal") + " needs at least two classes");
+  check(d.normal.size() >= 2 && d.normal.size() <= 3,
+        data.where("normal") + " takes two or three classes (got " + std::to_string(d.normal.size()) + ")");
+  {  // a class is normal, aware or unseen: one of them, once
+    std::vector<std::string> all(d.normal);
+    all.insert(all.end(), d.aware.begin(), d.aware.end());
+    all.insert(all.end(), d.unseen.begin(), d.unseen.end());
+    for (size_t i = 0; i < all.size(); ++i)
+      check(std::find(all.begin(), all.begin() + i, all[i]) == all.begin() + i,
+            name + ": class '" + all[i] + "' stands twice in data.normal, data.aware and data.unseen");
+  }
   check(d.n_test > 0 && d.n_train > 0, name + ": [data] n_test and n_train must be positive");
   check(d.n_aware >= 0, data.where("n_aware") + " must be >= 0 (0: balanced with the normal classes)");
   check(d.scale > 0, data.where("scale") + " must be positive");
@@ -222,7 +231,9 @@ RunConfig parse_config(const std::string& text, const std::string& name,
   for (double w : s.widths) check(w > 0.0 && w <= 1.0, scan.where("widths") + " must be in (0, 1]");
   for (double l : s.luminosities) check(l > 0.0, scan.where("luminosities") + " must be positive (fb^-1)");
   for (const auto& c : d.normal)
-    check(s.sigma_fb.count(c), name + ": scan.sigma_fb has no cross-section for the normal class '" + c + "'");
+    check(s.sigma_fb.count(c), name + ": scan.sigma_fb has no cross-section for the normal class '" + c +
+                                   "' (the backgrounds of the window scan need one: add scan.sigma_fb." + c +
+                                   " = SIGMA_FB; top, qcd and w have defaults)");
   return cfg;
 }
 

@@ -63,7 +63,7 @@ top = 80.0
 
 TEST(Config, SetOverridesTheFileAndTheStoredTextSaysSo) {
   const std::string file = "[data]\ndir = \"d\"\naware = [\"w\", \"r2\"]\n[train]\nlambda = 0.5\n";
-  const RunConfig c = parse_config(file, "base.toml", ".", {"train.lambda=0.3", "data.aware=[\"eft\"]", "run.seed=7"});
+  const RunConfig c = parse_config(file, "base.toml", ".", {"train.lambda=0.3", "data.aware=[\"eft\"]", "data.unseen=[\"w\"]", "run.seed=7"});
   EXPECT_DOUBLE_EQ(c.train.lambda, 0.3);
   EXPECT_EQ(c.data.aware, std::vector<std::string>{"eft"});
   EXPECT_EQ(c.seed, 7u);
@@ -128,6 +128,8 @@ TEST(Config, BadInputGivesOneClearError) {
   expect_error("[data]\nscale = 0.0\n", "data.scale must be positive");
   expect_error("[scan]\nwidths = [0.1, 1.5]\n", "scan.widths must be in (0, 1]");
   expect_error("[scan]\nluminosities = [100, inf]\n", "scan.luminosities must be an array of finite numbers");
+  expect_error("[data]\nnormal = [\"top\", \"qcd\", \"w\", \"eft\"]\n", "data.normal takes two or three classes (got 4)");
+  expect_error("[data]\nnormal = [\"top\", \"qcd\"]\naware = [\"w\", \"qcd\"]\n", "class 'qcd' stands twice");
   try {
     parse_config("[train]\nepochs = 1\n", "nodata.toml");
     FAIL() << "data.dir is required";
