@@ -306,7 +306,7 @@ __global__ void shared_overflow_kernel(float* out) {
   smem[threadIdx.x + 1] = 1.0f;  // planted: one past the end for the last thread
   out[0] = smem[1];
 }
-// With AddressSanitizer (scripts/cuda_emu_sanitize.sh): shared memory is allocated to the launch's size.
+// With AddressSanitizer (scripts/sanitize.sh): shared memory is allocated to the launch's size.
 TEST_F(Emulation, AddressSanitizerCatchesASharedMemoryOverflow) {
   EXPECT_DEATH(
       {

@@ -9,7 +9,7 @@
 // (a hang or undefined behaviour on a GPU: here a fault naming the line), reads of shared memory no
 // thread wrote (poisoned with 0xFF bytes: NaN for floats, -1 for integers), and, with ASan, accesses
 // outside shared memory. Races show as results that change with the thread order (AWARE_EMU_ORDER),
-// and under ThreadSanitizer (scripts/cuda_emu_sanitize.sh), where each fiber is a TSan fiber and the
+// and under ThreadSanitizer (scripts/sanitize.sh), where each fiber is a TSan fiber and the
 // barriers are its synchronisation.
 #include <sys/mman.h>
 
