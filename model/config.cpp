@@ -10,11 +10,10 @@
 #include <utility>
 
 #include "kernels/error.h"
+#include "runtime/checkpoint.h"
 
 namespace aware {
 namespace {
-
-constexpr int kMaxThreads = 1024;  // run.threads and --threads: more is a typo, not a machine
 
 // Reads the keys of one table, remembering which were read so that the rest can be reported.
 class Section {
@@ -169,8 +168,7 @@ RunConfig parse_config(const std::string& text, const std::string& name,
   check(d.n_test > 0 && d.n_train > 0, name + ": [data] n_test and n_train must be positive");
   check(d.n_aware >= 0, data.where("n_aware") + " must be >= 0 (0: balanced with the normal classes)");
   check(d.scale > 0, data.where("scale") + " must be positive");
-  const std::vector<std::string> norms{"sum-std", "sum", "none", "scale", "standardise"};
-  check(std::find(norms.begin(), norms.end(), d.normalisation) != norms.end(),
+  check(std::find(kNormalisations.begin(), kNormalisations.end(), d.normalisation) != kNormalisations.end(),
         data.where("normalisation") + ": '" + d.normalisation +
             "' is not one of sum-std, sum, none, scale, standardise");
 

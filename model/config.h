@@ -42,6 +42,8 @@ struct ScanConfig {
   std::map<std::string, double> sigma_fb{{"top", kSigmaTtFb}, {"qcd", kSigmaQcdFb}, {"w", kSigmaWFb}};
 };
 
+constexpr int kMaxThreads = 1024;  // run.threads and --threads: more is a typo, not a machine
+
 struct RunConfig {
   DataConfig data;
   NetworkSpec network = paper_cnn();

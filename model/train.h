@@ -41,12 +41,12 @@ struct Evaluation {
 };
 Evaluation evaluate(Model& model, const EventSet& events);
 
-// Trains one stage. The model holds the starting weights (the prior's for AA); `base` carries the
-// checkpoint's fixed fields (config, classes, normalisation). Returns the epochs run by this call.
 // A checkpoint a run with `cfg` may resume: the same seed and every setting that changes its stage's
 // result (result_settings_differ); else one error, prefixed with `at`, listing what differs.
 void check_resumable(const Checkpoint& c, const RunConfig& cfg, const std::string& at);
 
+// Trains one stage. The model holds the starting weights (the prior's for AA); `base` carries the
+// checkpoint's fixed fields (config, classes, normalisation). Returns the epochs run by this call.
 std::vector<EpochLog> train_stage(Model& model, const RunConfig& cfg, const EventSet& normal,
                                   const EventSet* anomalies, const EventSet& test,
                                   const StageOptions& options, const Checkpoint& base);

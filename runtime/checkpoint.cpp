@@ -134,8 +134,7 @@ static void check_contents(const Checkpoint& c, const std::string& file) {
   }
   if (c.event_shape.empty() || c.event_shape.size() > 2) bad("event shape must have 1 or 2 dimensions");
   if (c.classes.size() < 2) bad("fewer than two classes");
-  const std::vector<std::string> kinds{"sum-std", "sum", "none", "scale", "standardise"};
-  if (std::find(kinds.begin(), kinds.end(), c.normalisation) == kinds.end())
+  if (std::find(kNormalisations.begin(), kNormalisations.end(), c.normalisation) == kNormalisations.end())
     bad("normalisation '" + c.normalisation + "' is not sum-std, sum, none, scale or standardise");
   if (c.col_shift.size() != size_t(row) || c.col_scale.size() != size_t(row))
     bad("normalisation has " + std::to_string(c.col_shift.size()) + " shifts and " + std::to_string(c.col_scale.size()) +

@@ -12,6 +12,9 @@
 
 namespace aware {
 
+// The per-event and per-column normalisations (model/data.h) a config and a checkpoint may name.
+inline const std::vector<std::string> kNormalisations{"sum-std", "sum", "none", "scale", "standardise"};
+
 struct Checkpoint {
   static constexpr uint32_t kVersion = 1;
   std::string config;                  // the run's TOML config, as written

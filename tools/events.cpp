@@ -65,7 +65,7 @@ class NpySource final : public EventSource {
   }
   int64_t rows() const override { return array_.rows(); }
   std::vector<int64_t> event_shape() const override { return {array_.shape().begin() + 1, array_.shape().end()}; }
-  std::string name() const override { return strip_extensions(array_.path(), {".gz", ".npy"}); }
+  std::string name() const override { return name_of(array_.path().string()); }
   void read(int64_t first, int64_t count, float* out) override {
     const float* begin = array_.data() + first * row_size();
     install_bus_handler();
@@ -137,7 +137,7 @@ class Hdf5Source final : public EventSource {
   }
   int64_t rows() const override { return shape_[0]; }
   std::vector<int64_t> event_shape() const override { return {shape_.begin() + 1, shape_.end()}; }
-  std::string name() const override { return strip_extensions(file_, {".h5", ".hdf5", ".he5"}); }
+  std::string name() const override { return name_of(file_); }
   void read(int64_t first, int64_t count, float* out) override {
     std::vector<hsize_t> start(shape_.size(), 0), extent(shape_.begin(), shape_.end());
     start[0] = hsize_t(first);

@@ -72,7 +72,7 @@ void add_common(CLI::App* app, Common& c) {
                   "fp32 (exact) | tf32 (CUDA: tensor cores in cuBLAS/cuDNN) | bf16 (events and saved "
                   "activations stored as BF16, FP32 arithmetic)");
   app->add_option("--threads", c.threads, "CPU threads, 0: all cores (default: the config's, else all cores)")
-      ->check(whole_number(0, 1024, "0 (all cores) to 1024"));
+      ->check(whole_number(0, kMaxThreads, "0 (all cores) to " + std::to_string(kMaxThreads)));
   app->add_flag("-q,--quiet", c.quiet, "no progress output");
 }
 

@@ -22,6 +22,17 @@
 #include "kernels/error.h"
 
 namespace aware {
+
+std::string shape_string(std::span<const int64_t> shape) {
+  std::string text = "(";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i > 0) text += ", ";
+    text += std::to_string(shape[i]);
+  }
+  text += shape.size() == 1 ? ",)" : ")";
+  return text;
+}
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -43,16 +54,6 @@ std::string errno_text(int error) { return std::generic_category().message(error
 
 bool is_gzip_path(const fs::path& path) { return path.extension() == ".gz"; }
 
-// "(3,)" for 1-D, "(3, 4)" otherwise: numpy's repr, used both in headers and in messages.
-std::string shape_string(std::span<const int64_t> shape) {
-  std::string text = "(";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i > 0) text += ", ";
-    text += std::to_string(shape[i]);
-  }
-  text += shape.size() == 1 ? ",)" : ")";
-  return text;
-}
 
 // Product of the dimensions, or nullopt when it does not fit (so that byte counts cannot overflow either).
 std::optional<int64_t> element_count(std::span<const int64_t> shape) {

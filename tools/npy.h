@@ -57,6 +57,8 @@ void save_npy(const std::filesystem::path& path, const float* data, std::span<co
 // The header of a float32 C-order .npy of `shape` (magic, version 1.0, dict, padded to 64 bytes as
 // numpy pads it), for writers that fill the data in place (streamed scoring).
 std::string npy_header(std::span<const int64_t> shape);
+// "(3,)" for 1-D, "(3, 4)" otherwise: numpy's repr, used both in headers and in messages.
+std::string shape_string(std::span<const int64_t> shape);
 
 // Shape of a .npy (or .npy.gz) file without reading the data; the header gets the same validation as in
 // NpyArray::load. For plain files the file size is checked against the shape too; for .gz files that would

@@ -30,12 +30,6 @@ int64_t read_progress(const std::filesystem::path& state, int64_t lo, int64_t hi
   return std::clamp<int64_t>(done, 0, hi - lo);
 }
 
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string t = "(";
-  for (size_t i = 0; i < shape.size(); ++i) t += (i ? ", " : "") + std::to_string(shape[i]);
-  return t + (shape.size() == 1 ? ",)" : ")");
-}
-
 // CRC-32 of a file's first and last MiB (and its size): a cheap fingerprint that sees a file rewritten
 // or replaced, without reading terabytes.
 std::string fingerprint(const std::filesystem::path& file) {
@@ -82,8 +76,8 @@ struct FileDescriptor {
 ScoreResult score_file(Model& model, const std::string& input, const std::vector<int64_t>& event_shape,
                        const ScoreOptions& options, Communicator& comm) {
   const auto events = EventSource::open(input);
-  check(events->event_shape() == event_shape, input + ": events of shape " + shape_text(events->event_shape()) +
-                                                  ", the model takes events of shape " + shape_text(event_shape));
+  check(events->event_shape() == event_shape, input + ": events of shape " + shape_string(events->event_shape()) +
+                                                  ", the model takes events of shape " + shape_string(event_shape));
   const int64_t n = events->rows(), classes = model.classes();
   const std::vector<int64_t> out_shape{n, classes};
   const std::string header = npy_header(out_shape);
@@ -97,7 +91,7 @@ ScoreResult score_file(Model& model, const std::string& input, const std::vector
   const auto job_file = std::filesystem::path(partial.string() + ".job");
   const std::string source_file = std::filesystem::exists(input) ? input : input.substr(0, input.rfind(':'));  // FILE.h5:DATASET
   const std::string job = options.job + "input " + std::filesystem::absolute(input).string() + "\nevents " +
-                          std::to_string(n) + " x " + shape_text(event_shape) + "\nfile " +
+                          std::to_string(n) + " x " + shape_string(event_shape) + "\nfile " +
                           fingerprint(source_file) + "\nchunk " + std::to_string(options.chunk) + "\n";
   if (options.resume && std::filesystem::exists(partial)) {
     std::ifstream in(job_file);
