@@ -222,6 +222,12 @@ std::vector<float> Model::predict(const float* raw, int64_t rows) {
     backend_.softmax(n, classes_, g.output(), buffer(probs_));
     backend_.to_host(out.data() + size_t(begin) * classes_, buffer(probs_), size_t(n) * classes_ * sizeof(float));
   }
+  // A score that is not a probability is never returned: finite parameters and events can still
+  // overflow float32 inside the network (values of 1e30; a model file's parameters of 1e38).
+  for (size_t i = 0; i < out.size(); ++i)
+    if (!(out[i] >= 0.0f && out[i] <= 1.0f))
+      throw Error("the network's output for event " + std::to_string(i / size_t(classes_)) +
+                  " is not finite: the event's or the model's values overflow float32");
   return out;
 }
 

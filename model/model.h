@@ -82,7 +82,8 @@ class Model {
   EpochStats epoch_stats();
   void reset_epoch_stats();
 
-  // Softmax probabilities [rows][classes] of raw host events (normalised here), in chunks.
+  // Softmax probabilities [rows][classes] of raw host events (normalised here), in chunks. Throws
+  // aware::Error naming the event (from 0) whose output overflowed, rather than return a NaN.
   std::vector<float> predict(const float* raw, int64_t rows);
 
  private:

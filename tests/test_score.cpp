@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "kernels/error.h"
+#include "runtime/checkpoint.h"
 #include "synthetic.h"
 #include "tools/events.h"
 #include "tools/npy.h"
@@ -152,6 +153,19 @@ TEST_F(ScoreTest, ANonFiniteValueMidStreamIsOneClearError) {
   EXPECT_FALSE(std::filesystem::exists(dir / "bad" / "bad.npy"));
 }
 
+// A model file's finite parameters that overflow float32 inside the network: an error naming the file
+// and the events, never NaN scores (found by fuzz/fuzz_checkpoint).
+TEST_F(ScoreTest, ScoresThatOverflowAreOneClearError) {
+  Checkpoint c = load_checkpoint(model);
+  for (float& p : c.params) p *= 1e36f;
+  save_checkpoint(dir / "huge.ckpt", c);
+  auto [status, out] = run_output("score -m " + (dir / "huge.ckpt").string() + " " + events + " -o " + (dir / "h").string());
+  EXPECT_EQ(status, 2);
+  EXPECT_NE(out.find("e.npy (events from 0): the network's output for event 0 is not finite: the event's or the model's "
+                     "values overflow float32"), std::string::npos) << out;
+  EXPECT_FALSE(std::filesystem::exists(dir / "h" / "e.npy"));
+}
+
 // An input truncated by another process while it is read (memory-mapped: SIGBUS) is one clear error.
 TEST(EventSource, AnInputTruncatedUnderTheReaderIsAnError) {
   const auto path = std::filesystem::temp_directory_path() / ("aware_truncated_" + std::to_string(::getpid()) + ".npy");
@@ -232,6 +246,24 @@ TEST_F(ScoreTest, Hdf5InputGivesTheScoresOfTheNpyAndClearErrors) {
   std::tie(status, out) = run_output("score -m " + model + " " + (dir / "two.h5").string() + ":missing -o " + (dir / "x").string());
   EXPECT_EQ(status, 2);
   EXPECT_NE(out.find("two.h5:missing: no such dataset"), std::string::npos) << out;
+
+  // A refused file is closed: reopening its path after it was rewritten reads the new file, not the
+  // one libhdf5 would still hold open (found by fuzz/fuzz_hdf5).
+  EXPECT_THROW(EventSource::open((dir / "two.h5").string()), Error);
+  write_hdf5(dir / "two.h5", e, {{"jets", false}});
+  EXPECT_EQ(EventSource::open((dir / "two.h5").string())->rows(), e.rows());
+
+  // A chunk layout that libhdf5 1.10 sizes in 32 bits and then reads out of bounds (kept from
+  // fuzz/fuzz_hdf5): refused when opened, naming the file and the chunks.
+  std::filesystem::copy_file(std::filesystem::path(AWARE_SOURCE_DIR) / "fuzz/regressions/hdf5/chunk-over-4GiB-read-out-of-bounds",
+                             dir / "corrupt.h5");
+  try {
+    EventSource::open((dir / "corrupt.h5").string());
+    ADD_FAILURE() << "the corrupt file was opened";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("corrupt.h5:jets: corrupt file: chunks of (2, 2162694)"), std::string::npos)
+        << error.what();
+  }
 
   // A truncated file: the first half of a valid one.
   std::filesystem::copy_file(dir / "e.h5", dir / "cut.h5");

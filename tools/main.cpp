@@ -152,13 +152,10 @@ std::string file_hash(const std::filesystem::path& path) {
 int cmd_score(const std::filesystem::path& model_path, const std::vector<std::string>& inputs, int batch,
               const ScoreOptions& options, const Common& c) {
   set_cpu_threads(c.threads > 0 ? c.threads : 0);
-  const Checkpoint ckpt = load_checkpoint(model_path);
-  const RunConfig cfg = parse_config(ckpt.config, model_path.string() + " (stored config)");
-  Normaliser norm{ckpt.normalisation, ckpt.col_shift, ckpt.col_scale};
-  auto backend = make_backend(c.device.empty() ? cfg.device : c.device,
-                              {c.conv.empty() ? cfg.conv : c.conv, c.precision.empty() ? cfg.precision : c.precision});
-  Model model(*backend, cfg.network, ckpt.event_shape, int(ckpt.classes.size()), batch, norm, /*training=*/false);
-  model.set_params(ckpt.params);
+  ScoringModel loaded = load_scoring_model(model_path, batch, c.device, {c.conv, c.precision});
+  const Checkpoint& ckpt = loaded.checkpoint;
+  Backend* backend = loaded.backend.get();
+  Model& model = *loaded.model;
   // What the scores depend on besides the input and chunk (score_file records both): a resume checks.
   ScoreOptions job_options = options;
   job_options.job = "model " + file_hash(model_path) + "\nbatch " + std::to_string(batch) + "\nbackend " + backend->name() + "\n";

@@ -309,10 +309,14 @@ std::string summary_table(const json& summary) {
     out << "\n";
   };
   row("AUC", [](const json& s) { return s["auc"]; });
-  for (const auto& [name, v] : st[stages[0]]["central_fraction"].items())
+  // (Named keys rather than structured bindings: lambdas capture those from clang 16 on only.)
+  for (const auto& item : st[stages[0]]["central_fraction"].items()) {
+    const std::string name = item.key();
     row("central fraction " + name, [&](const json& s) { return s["central_fraction"][name]; });
+  }
   if (st[stages[0]].contains("scan"))
-    for (const auto& [name, v] : st[stages[0]]["scan"].items()) {
+    for (const auto& item : st[stages[0]]["scan"].items()) {
+      const std::string name = item.key();
       row("R_max " + name, [&](const json& s) { return s["scan"][name]["R_max"]; });
       row("sigma_min " + name + " at last L (fb)", [&](const json& s) {
         const json& reach = s["scan"][name]["reach"];

@@ -73,6 +73,26 @@ struct FileDescriptor {
 
 }  // namespace
 
+ScoringModel load_scoring_model(const std::filesystem::path& path, int batch, const std::string& device,
+                                const BackendOptions& options) {
+  ScoringModel m;
+  m.checkpoint = load_checkpoint(path);
+  const Checkpoint& c = m.checkpoint;
+  m.config = parse_config(c.config, path.string() + " (stored config)");
+  m.backend = make_backend(device.empty() ? m.config.device : device,
+                           {options.conv.empty() ? m.config.conv : options.conv,
+                            options.precision.empty() ? m.config.precision : options.precision});
+  const Normaliser norm{c.normalisation, c.col_shift, c.col_scale};
+  try {
+    m.model = std::make_unique<Model>(*m.backend, m.config.network, c.event_shape, int(c.classes.size()), batch, norm,
+                                      /*training=*/false);
+    m.model->set_params(c.params);
+  } catch (const Error& e) {
+    throw Error(path.string() + ": " + e.what());
+  }
+  return m;
+}
+
 ScoreResult score_file(Model& model, const std::string& input, const std::vector<int64_t>& event_shape,
                        const ScoreOptions& options, Communicator& comm) {
   const auto events = EventSource::open(input);
@@ -145,7 +165,12 @@ ScoreResult score_file(Model& model, const std::string& input, const std::vector
     const int64_t begin = lo + done, rows = std::min(options.chunk, hi - begin);
     pending.get();  // this chunk is in buffers[slot]; a read error surfaces here
     if (more(done + rows, chunks + 1)) pending = start_read(done + rows, 1 - slot);
-    const std::vector<float> p = model.predict(buffers[slot].get(), rows);
+    std::vector<float> p;
+    try {
+      p = model.predict(buffers[slot].get(), rows);
+    } catch (const Error& e) {
+      throw Error(input + " (events from " + std::to_string(begin) + "): " + e.what());
+    }
     slot = 1 - slot;
     const size_t bytes = p.size() * sizeof(float);
     const off_t at = off_t(header.size() + size_t(begin * classes) * sizeof(float));

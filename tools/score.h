@@ -5,13 +5,29 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "model/config.h"
 #include "model/model.h"
+#include "runtime/checkpoint.h"
 #include "runtime/communicator.h"
 
 namespace aware {
+
+// A checkpoint made ready to score: its stored config parsed, its model planned on a backend with the
+// checkpoint's parameters. Every part is checked where it is read (the file, its config, the network
+// against the event shape and the parameter count); an error names the file. Empty device, conv or
+// precision: the stored config's.
+struct ScoringModel {
+  Checkpoint checkpoint;
+  RunConfig config;
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<Model> model;
+};
+ScoringModel load_scoring_model(const std::filesystem::path& path, int batch, const std::string& device = "",
+                                const BackendOptions& options = {"", ""});
 
 struct ScoreOptions {
   std::filesystem::path out_dir = ".";
