@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <limits>
+#include <set>
 #include <sstream>
 #include <utility>
 
@@ -96,6 +98,27 @@ void apply_override(toml::table& root, const std::string& setting) {
 }
 
 }  // namespace
+
+// A class's events are DIR/CLASS.npy or DIR/CLASS.npy.gz: when neither is there (and DIR is), the error
+// names the class and lists those DIR holds -- a misspelt class is then said to be one.
+static void check_class_file(const std::filesystem::path& dir, const std::string& cls, const std::string& where) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) return;
+  if (std::filesystem::exists(dir / (cls + ".npy"), ec) || std::filesystem::exists(dir / (cls + ".npy.gz"), ec)) return;
+  std::set<std::string> held;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    std::string f = e.path().filename().string();
+    for (const char* ext : {".npy.gz", ".npy"})
+      if (f.size() > std::strlen(ext) && f.ends_with(ext)) {
+        held.insert(f.substr(0, f.size() - std::strlen(ext)));
+        break;
+      }
+  }
+  std::string list;
+  for (const auto& h : held) list += (list.empty() ? "" : ", ") + h;
+  throw Error(where + ": no class '" + cls + "' in " + dir.string() + " (no " + cls + ".npy or " + cls +
+              ".npy.gz; it holds " + (list.empty() ? "no classes" : list) + ")");
+}
 
 RunConfig parse_config(const std::string& text, const std::string& name,
                        const std::filesystem::path& base, const std::vector<std::string>& overrides) {
@@ -228,10 +251,12 @@ RunConfig parse_config(const std::string& text, const std::string& name,
   check(s.settings.min_background_events >= 0, scan.where("min_background_events") + " must be >= 0");
   for (double w : s.widths) check(w > 0.0 && w <= 1.0, scan.where("widths") + " must be in (0, 1]");
   for (double l : s.luminosities) check(l > 0.0, scan.where("luminosities") + " must be positive (fb^-1)");
-  for (const auto& c : d.normal)
+  for (const auto& c : d.normal) {
+    if (!s.sigma_fb.count(c)) check_class_file(d.dir, c, name + ": data.normal");  // a misspelt class: say so
     check(s.sigma_fb.count(c), name + ": scan.sigma_fb has no cross-section for the normal class '" + c +
                                    "' (the backgrounds of the window scan need one: add scan.sigma_fb." + c +
                                    " = SIGMA_FB; top, qcd and w have defaults)");
+  }
   return cfg;
 }
 
@@ -279,7 +304,14 @@ RunConfig load_config(const std::filesystem::path& path, const std::vector<std::
   check(bool(in), path.string() + ": cannot open the config file");
   std::stringstream text;
   text << in.rdbuf();
-  return parse_config(text.str(), path.string(), path.parent_path(), overrides);
+  RunConfig cfg = parse_config(text.str(), path.string(), path.parent_path(), overrides);
+  // A run reads every class: each must be there before anything is trained (a checkpoint's stored
+  // config, read by parse_config alone, is not held to data it no longer needs).
+  check(std::filesystem::is_directory(cfg.data.dir), path.string() + ": data.dir " + cfg.data.dir.string() + " is not a directory");
+  for (const auto& [key, classes] : {std::pair{"data.normal", &cfg.data.normal}, {"data.aware", &cfg.data.aware},
+                                     {"data.unseen", &cfg.data.unseen}})
+    for (const auto& c : *classes) check_class_file(cfg.data.dir, c, path.string() + ": " + key);
+  return cfg;
 }
 
 }  // namespace aware

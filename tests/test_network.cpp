@@ -1,8 +1,10 @@
 // The network as a whole: shapes and parameter count of Fig. 1, config parsing and its errors, and
 // finite-difference gradient checks of every layer inside the graph and of the whole network.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
+#include <fstream>
 #include <random>
 
 #include "kernels/softmax_xent.h"
@@ -130,6 +132,28 @@ TEST(Config, BadInputGivesOneClearError) {
   expect_error("[scan]\nluminosities = [100, inf]\n", "scan.luminosities must be an array of finite numbers");
   expect_error("[data]\nnormal = [\"top\", \"qcd\", \"w\", \"eft\"]\n", "data.normal takes two or three classes (got 4)");
   expect_error("[data]\nnormal = [\"top\", \"qcd\"]\naware = [\"w\", \"qcd\"]\n", "class 'qcd' stands twice");
+  // A class that data.dir does not hold: named as such (not as a missing cross-section), with the
+  // classes it does hold; for a normal class as the config is read, for every class when a run loads it.
+  const auto dir = std::filesystem::temp_directory_path() / ("aware_classes_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "data");
+  for (const char* c : {"top", "qcd", "w", "r2", "r3", "r4", "eft"}) std::ofstream(dir / "data" / (std::string(c) + ".npy.gz"));
+  const std::string data = "[data]\ndir = \"data\"\n";
+  for (const auto& [text, fragment] : std::vector<std::pair<std::string, std::string>>{
+           {data + "normal = [\"top\", \"qcdd\"]\n", "data.normal: no class 'qcdd' in "},
+           {data + "aware = [\"ww\"]\n", "data.aware: no class 'ww' in "},
+           {data + "unseen = [\"eftx\"]\n", "data.unseen: no class 'eftx' in "}}) {
+    std::ofstream(dir / "run.toml") << text;
+    try {
+      load_config(dir / "run.toml");
+      ADD_FAILURE() << "no error for: " << text;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("it holds eft, qcd, r2, r3, r4, top, w)"), std::string::npos) << e.what();
+    }
+  }
+  std::ofstream(dir / "run.toml") << "[data]\ndir = \"none\"\n";
+  EXPECT_THROW(load_config(dir / "run.toml"), Error);
+  std::filesystem::remove_all(dir);
   try {
     parse_config("[train]\nepochs = 1\n", "nodata.toml");
     FAIL() << "data.dir is required";

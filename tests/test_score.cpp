@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <csignal>
 #include <cstdlib>
 
 #include "kernels/error.h"
@@ -271,6 +272,49 @@ TEST_F(ScoreTest, Hdf5InputGivesTheScoresOfTheNpyAndClearErrors) {
   std::tie(status, out) = run_output("score -m " + model + " " + (dir / "cut.h5").string() + ":jets -o " + (dir / "x").string());
   EXPECT_EQ(status, 2);
   EXPECT_NE(out.find("cut.h5"), std::string::npos) << out;
+#endif
+}
+
+#if defined(AWARE_HDF5)
+// An HDF5 filter that faults when it decodes: it stands for any crash of libhdf5 on a corrupt file.
+size_t faulting_filter(unsigned flags, size_t, const unsigned[], size_t bytes, size_t*, void**) {
+  if (flags & H5Z_FLAG_REVERSE) std::raise(SIGSEGV);
+  return bytes;
+}
+#endif
+
+// libhdf5 runs in a child process: its crash is one error naming the file, and this process (its other
+// files, its outputs) goes on.
+TEST(EventSource, AnHdf5ReaderThatCrashesIsAnError) {
+#if !defined(AWARE_HDF5)
+  GTEST_SKIP() << "built without HDF5";
+#else
+  const H5Z_filter_t id = 32100;  // in the range for unregistered filters
+  const H5Z_class2_t faulting{H5Z_CLASS_T_VERS, id, 1, 1, "faulting", nullptr, nullptr, faulting_filter};
+  ASSERT_GE(H5Zregister(&faulting), 0);
+  const auto path = std::filesystem::temp_directory_path() / ("aware_faulting_" + std::to_string(::getpid()) + ".h5");
+  const std::vector<float> values(12, 0.5f);
+  const hsize_t dims[2] = {4, 3}, chunk[2] = {2, 3};
+  const hid_t file = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  const hid_t space = H5Screate_simple(2, dims, nullptr), props = H5Pcreate(H5P_DATASET_CREATE);
+  H5Pset_chunk(props, 2, chunk);
+  H5Pset_filter(props, id, H5Z_FLAG_MANDATORY, 0, nullptr);
+  const hid_t set = H5Dcreate2(file, "jets", H5T_IEEE_F32LE, space, H5P_DEFAULT, props, H5P_DEFAULT);
+  ASSERT_GE(H5Dwrite(set, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), 0);
+  H5Dclose(set), H5Pclose(props), H5Sclose(space), H5Fclose(file);
+
+  auto source = EventSource::open(path.string());
+  ASSERT_EQ(source->rows(), 4);
+  std::vector<float> rows(6);
+  try {
+    source->read(0, 2, rows.data());
+    ADD_FAILURE() << "the read returned";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(path.filename().string() + ": libhdf5 crashed reading the file (Segmentation fault)"),
+              std::string::npos) << e.what();
+  }
+  EXPECT_THROW(source->read(2, 2, rows.data()), Error);  // the reader is gone: an error, not a hang
+  std::filesystem::remove(path);
 #endif
 }
 

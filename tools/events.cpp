@@ -4,16 +4,17 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <csetjmp>
-#include <csignal>
+#include <zlib.h>
 
 #include <cerrno>
 #include <cmath>
+#include <csetjmp>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <limits>
 #include <filesystem>
+#include <limits>
+#include <unordered_set>
 
 #include "kernels/error.h"
 #include "tools/npy.h"
@@ -141,6 +142,7 @@ class Hdf5Dataset {
     check(dataset_id_.id >= 0, where_ + ": not a dataset");
     const Handle type{H5Dget_type(dataset_id_.id), H5Tclose};
     check(H5Tget_class(type.id) == H5T_FLOAT, where_ + ": values must be floating point (read as float32)");
+    check_float_type(type.id);
     space_id_.id = H5Dget_space(dataset_id_.id);
     const int rank = H5Sget_simple_extent_ndims(space_id_.id);
     check(rank == 2 || rank == 3, where_ + ": expected events (N, H, W) or (N, F), got rank " + std::to_string(rank));
@@ -161,6 +163,7 @@ class Hdf5Dataset {
   const std::string& where() const { return where_; }
   // Rows [first, first + count) as float32 (libhdf5 converts the file's floating-point type).
   void read(int64_t first, int64_t count, float* out) {
+    if (!chunk_.empty()) check_chunks(hsize_t(first), hsize_t(count));
     std::vector<hsize_t> start(shape_.size(), 0), extent(shape_.begin(), shape_.end());
     start[0] = hsize_t(first);
     extent[0] = hsize_t(count);
@@ -210,6 +213,13 @@ class Hdf5Dataset {
         bytes *= c;
       }
       check(bytes < (hsize_t(1) << 32), corrupt + "chunks of " + extent_string(chunk, 0) + " exceed 4 GiB");
+      chunk_ = chunk;
+      chunk_bytes_ = bytes;
+      for (int i = 0, n_filters = H5Pget_nfilters(plist.id); i < n_filters; ++i) {
+        unsigned flags = 0;
+        size_t n_values = 0;
+        filters_.push_back(H5Pget_filter2(plist.id, unsigned(i), &flags, &n_values, nullptr, 0, nullptr, nullptr));
+      }
     } else if (layout == H5D_CONTIGUOUS) {
       const haddr_t offset = H5Dget_offset(dataset_id_.id);
       hsize_t file_size = 0;
@@ -222,6 +232,70 @@ class Hdf5Dataset {
   }
 
   int shape_rank() const { return H5Sget_simple_extent_ndims(space_id_.id); }
+
+  // An IEEE-like float of 2, 4 or 8 bytes whose fields lie within it: libhdf5 sizes its buffers by the
+  // type's size and converts by its fields, as the file states them.
+  void check_float_type(hid_t type) const {
+    const size_t size = H5Tget_size(type), precision = H5Tget_precision(type);
+    const int offset = H5Tget_offset(type);
+    size_t sign = 0, exponent_at = 0, exponent = 0, mantissa_at = 0, mantissa = 0;
+    const bool fields = H5Tget_fields(type, &sign, &exponent_at, &exponent, &mantissa_at, &mantissa) >= 0;
+    check((size == 2 || size == 4 || size == 8) && offset >= 0 && precision > 0 && size_t(offset) + precision <= 8 * size &&
+              fields && sign < precision && exponent > 0 && exponent_at + exponent <= precision && mantissa > 0 &&
+              mantissa_at + mantissa <= precision,
+          where_ + ": values are a floating-point type of " + std::to_string(size) + " bytes and " +
+              std::to_string(precision) + " bits that aware does not read (IEEE 2-, 4- or 8-byte floats; corrupt file?)");
+  }
+
+  // libhdf5 1.10 takes a chunk's filtered bytes as the chunk, whatever their length: a chunk that
+  // inflates to fewer bytes than the layout promises is then read past its end (found by fuzz/fuzz_hdf5).
+  // Before the first read of each chunk, its stored bytes are inflated here and their length checked,
+  // when its filters are ones this knows (deflate, shuffle, Fletcher-32: what h5py and the HDF5 tools
+  // write); others are left to libhdf5 (and the child process that contains it).
+  void check_chunks(hsize_t first, hsize_t count) {
+    for (H5Z_filter_t f : filters_)
+      if (f != H5Z_FILTER_DEFLATE && f != H5Z_FILTER_SHUFFLE && f != H5Z_FILTER_FLETCHER32) return;
+    const size_t rank = shape_.size();
+    std::vector<hsize_t> grid(rank);  // chunks along each dimension
+    for (size_t i = 0; i < rank; ++i) grid[i] = (hsize_t(shape_[i]) + chunk_[i] - 1) / chunk_[i];
+    hsize_t per_row_chunk = 1;
+    for (size_t i = 1; i < rank; ++i) per_row_chunk *= grid[i];
+    std::vector<hsize_t> offset(rank);
+    std::vector<unsigned char> stored, inflated;
+    for (hsize_t r = first / chunk_[0]; r <= (first + count - 1) / chunk_[0]; ++r) {
+      if (!checked_.insert(r).second) continue;
+      for (hsize_t k = 0; k < per_row_chunk; ++k) {
+        offset[0] = r * chunk_[0];
+        for (size_t i = rank - 1, rest = k; i >= 1; --i) offset[i] = (rest % grid[i]) * chunk_[i], rest /= grid[i];
+        hsize_t size = 0;
+        if (H5Dget_chunk_storage_size(dataset_id_.id, offset.data(), &size) < 0 || size == 0) continue;  // unallocated: fill
+        check(size <= 2 * chunk_bytes_ + 4096, where_ + ": corrupt file: a chunk stores " + std::to_string(size) +
+                                                   " bytes for " + std::to_string(chunk_bytes_));
+        stored.resize(size);
+        uint32_t skipped = 0;
+        check(H5Dread_chunk(dataset_id_.id, H5P_DEFAULT, offset.data(), &skipped, stored.data()) >= 0,
+              where_ + ": corrupt file: unreadable chunk at row " + std::to_string(offset[0]));
+        size_t length = stored.size();
+        for (size_t i = filters_.size(); i-- > 0;) {  // undone in reverse order of their application
+          if (skipped & (1u << i)) continue;
+          if (filters_[i] == H5Z_FILTER_FLETCHER32) {
+            check(length >= 4, where_ + ": corrupt file: a chunk too short for its checksum");
+            length -= 4;  // libhdf5 verifies the sum itself
+          } else if (filters_[i] == H5Z_FILTER_DEFLATE) {
+            inflated.resize(size_t(chunk_bytes_) + 1);  // one more: a chunk that inflates to more shows too
+            uLongf out = uLongf(inflated.size());
+            const int z = ::uncompress(inflated.data(), &out, stored.data(), uLong(length));
+            check(z == Z_OK || z == Z_BUF_ERROR, where_ + ": corrupt file: a chunk at row " + std::to_string(offset[0]) +
+                                                    " does not inflate (zlib: " + std::to_string(z) + ")");
+            length = z == Z_OK ? size_t(out) : inflated.size();
+            stored.swap(inflated);
+          }
+        }
+        check(length == chunk_bytes_, where_ + ": corrupt file: a chunk at row " + std::to_string(offset[0]) + " holds " +
+                                          std::to_string(length) + " bytes, its layout " + std::to_string(chunk_bytes_));
+      }
+    }
+  }
 
   std::string only_dataset() {
     std::vector<std::string> names;
@@ -240,6 +314,10 @@ class Hdf5Dataset {
                                  (names.empty() ? "no dataset" : list));
     return names[0];
   }
+  std::vector<hsize_t> chunk_;           // chunked layout: a chunk's dimensions (else empty)
+  hsize_t chunk_bytes_ = 0;              // a chunk's bytes unfiltered
+  std::vector<H5Z_filter_t> filters_;    // in the order they were applied when written
+  std::unordered_set<hsize_t> checked_;  // chunk rows (index along dimension 0) already checked
   std::string file_, where_;
   // Closed in reverse order of opening (members are destroyed bottom up).
   Handle file_id_{-1, H5Fclose}, dataset_id_{-1, H5Dclose}, space_id_{-1, H5Sclose};
