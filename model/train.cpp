@@ -42,6 +42,8 @@ void append_log(const std::filesystem::path& path, const EpochLog& e) {
   std::ofstream out(path, std::ios::app);
   check(bool(out), path.string() + ": cannot append to the log");
   out << line.dump() << "\n";
+  out.flush();
+  check(bool(out), path.string() + ": cannot append to the log (disk full?)");
 }
 
 }  // namespace
@@ -172,6 +174,11 @@ std::vector<EpochLog> train_stage(Model& model, const RunConfig& cfg, const Even
     e.images_per_s = double(steps * (B + A)) / std::max(e.seconds, 1e-9);
     e.train_loss = loss_sum / double(steps);
     e.train_accuracy = double(correct) / double(steps * B);
+    // A diverged stage stops here, before its NaN weights reach a checkpoint (which would replace the
+    // last good one) or the test set's evaluation.
+    check(std::isfinite(e.train_loss),
+          options.stage + " epoch " + std::to_string(epoch + 1) + ": the training loss is " + std::to_string(e.train_loss) +
+              ": training diverged (lower train.lr; the checkpoint of the last epoch is kept)");
     const Evaluation ev = evaluate(model, test);
     e.test_loss = ev.loss;
     e.test_accuracy = ev.accuracy;

@@ -211,6 +211,16 @@ TEST_F(CliTest, ResumeRefusesAnotherRunsSettings) {
   EXPECT_EQ(r.status, 0) << "more epochs continue the same run\n" << r.output;
 }
 
+// A stage whose loss diverges (a finite but absurd learning rate) stops with one error at the epoch it
+// diverged, and no checkpoint of NaN weights is written.
+TEST_F(CliTest, ADivergedTrainingStopsWithOneClearError) {
+  const Result r = run("train " + config + " --set train.epochs=2 --set train.lr=1e30 -q -o " + (dir / "run").string());
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("prior epoch 1: the training loss is "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("training diverged (lower train.lr"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "run" / "prior.ckpt"));
+}
+
 // Numeric options out of range are refused before anything runs, in words (no silent "all cores" for
 // --threads -1, no "unlimited" for --max-chunks -5, no floating-point range for an integer).
 TEST_F(CliTest, NumericOptionsOutOfRangeAreRefusedInWords) {
