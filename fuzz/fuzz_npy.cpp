@@ -5,8 +5,6 @@
 // FILE.npy.gz (a valid stream of a fuzzed array); 2 the bytes as FILE.npy.gz (a fuzzed stream).
 // Any exception but aware::Error, a crash, a leak or undefined behaviour is a finding; so is an
 // accepted array that breaks the reader's promises (size = product of the shape, every value finite).
-#include <zlib.h>
-
 #include <cmath>
 #include <vector>
 
@@ -16,20 +14,6 @@
 #include "tools/npy.h"
 
 namespace {
-
-std::string gzip(const std::string& bytes) {
-  z_stream z{};
-  deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
-  std::string out(deflateBound(&z, uLong(bytes.size())) + 32, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
-  z.avail_in = uInt(bytes.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = uInt(out.size());
-  deflate(&z, Z_FINISH);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return out;
-}
 
 int64_t product(const std::vector<int64_t>& shape) {
   int64_t n = 1;
@@ -44,7 +28,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   const int mode = data[0] % 3;
   std::string bytes(reinterpret_cast<const char*>(data) + 1, size - 1);
-  if (mode == 1) bytes = gzip(bytes);
+  if (mode == 1) bytes = aware::fuzz::gzip(bytes);
   const auto path = aware::fuzz::input_file(bytes, mode == 0 ? "events.npy" : "events.npy.gz");
 
   std::vector<int64_t> shape;

@@ -3,6 +3,7 @@
 // read from there, exactly as a user's file would be.
 #pragma once
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cmath>
@@ -54,6 +55,21 @@ inline std::filesystem::path input_file(const std::string& bytes, const std::str
   const auto path = work_dir() / name;
   std::ofstream(path, std::ios::binary | std::ios::trunc).write(bytes.data(), std::streamsize(bytes.size()));
   return path;
+}
+
+// A gzip stream of `bytes` (what `gzip` writes; .npy.gz inputs).
+inline std::string gzip(const std::string& bytes) {
+  z_stream z{};
+  deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+  std::string out(deflateBound(&z, uLong(bytes.size())) + 32, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
+  z.avail_in = uInt(bytes.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = uInt(out.size());
+  deflate(&z, Z_FINISH);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
 }
 
 // Reads a source's first rows in uneven chunks, as scoring does (bounded: a header may promise far more

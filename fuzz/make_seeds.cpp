@@ -2,12 +2,11 @@
 // kind aware reads (what the test suites write), from which libFuzzer mutates. The config seeds are the
 // repository's configs/*.toml, passed as further arguments.
 // Usage: fuzz_make_seeds DIR [CONFIG.toml...]
-#include <zlib.h>
-
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
+#include "fuzz/harness.h"
 #include "kernels/error.h"
 #include "model/config.h"
 #include "model/model.h"
@@ -52,18 +51,7 @@ void npy_seeds(const fs::path& dir, const std::string& name, std::vector<int64_t
   fs::remove(tmp);
   write(dir / (name + ".plain"), std::string(1, '\0') + bytes);
   write(dir / (name + ".compressed"), std::string(1, '\1') + bytes);
-  uLongf len = compressBound(uLong(bytes.size())) + 64;
-  std::string gz(len, '\0');
-  z_stream z{};
-  deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
-  z.avail_in = uInt(bytes.size());
-  z.next_out = reinterpret_cast<Bytef*>(gz.data());
-  z.avail_out = uInt(gz.size());
-  deflate(&z, Z_FINISH);
-  gz.resize(z.total_out);
-  deflateEnd(&z);
-  write(dir / (name + ".gzip"), std::string(1, '\2') + gz);
+  write(dir / (name + ".gzip"), std::string(1, '\2') + fuzz::gzip(bytes));
 }
 
 // A scoring model from a config: a checkpoint as `aware run` writes it. Seeds carry it twice: without
