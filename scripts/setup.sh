@@ -8,7 +8,7 @@ sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
 pkgs=(cmake g++ make pkg-config zlib1g-dev libopenblas-dev libopenblas0-openmp libomp-dev
       libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev
       libopenmpi-dev openmpi-bin libhdf5-dev
-      libboost-context-dev libthrust-dev
+      libboost-dev libboost-context-dev libthrust-dev
       python3 python3-numpy python3-matplotlib)
 for extra in "$@"; do
   case $extra in
