@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -20,6 +21,7 @@
 #include "runtime/communicator.h"
 #include "kernels/error.h"
 #include "tools/analysis.h"
+#include "tools/lee.h"
 #include "tools/npy.h"
 #include "tools/pipeline.h"
 #include "tools/events.h"
@@ -190,6 +192,21 @@ std::pair<std::string, double> file_and_sigma(const std::string& arg) {
   return {arg.substr(0, colon), sigma};
 }
 
+// "LO:HI" -> a window of the score, 0 <= LO < HI <= 1.
+std::array<double, 2> window_of(const std::string& arg) {
+  const auto colon = arg.find(':');
+  double lo = std::nan(""), hi = std::nan("");
+  if (colon != std::string::npos) {
+    char *end_lo = nullptr, *end_hi = nullptr;
+    const std::string a = arg.substr(0, colon), b = arg.substr(colon + 1);
+    lo = std::strtod(a.c_str(), &end_lo);
+    hi = std::strtod(b.c_str(), &end_hi);
+    if (a.empty() || b.empty() || *end_lo != '\0' || *end_hi != '\0') lo = hi = std::nan("");
+  }
+  check(0 <= lo && lo < hi && hi <= 1, "--window " + arg + ": expected LO:HI with 0 <= LO < HI <= 1, e.g. 0.3:0.7");
+  return {lo, hi};
+}
+
 // Column `col` of a score file, with its number of columns; every score a probability.
 std::pair<std::vector<float>, int64_t> score_column(const std::string& file, int col) {
   const NpyArray a = NpyArray::load(file);
@@ -208,7 +225,7 @@ std::pair<std::vector<float>, int64_t> score_column(const std::string& file, int
 
 int cmd_scan(const std::vector<std::string>& anomalies, const std::vector<std::string>& backgrounds, int col,
              const std::filesystem::path& out, ScanSettings settings, const std::vector<double>& widths,
-             const std::vector<double>& lumis, const std::string& device) {
+             const std::vector<double>& lumis, const std::string& device, const LeeSettings& lee) {
   std::vector<std::vector<float>> keep;  // owns the background scores the spans point to
   std::vector<BackgroundSample> bg;
   keep.reserve(backgrounds.size());
@@ -249,6 +266,20 @@ int cmd_scan(const std::vector<std::string>& anomalies, const std::vector<std::s
     if (!r["best"].is_null())
       std::printf(" in [%.3f, %.3f]", r["best"]["lo"].get<double>(), r["best"]["hi"].get<double>());
     std::printf("\n");
+    if (lee.toys > 0) {  // the look-elsewhere effect: pseudo-experiments on the same grid
+      const ScanInput input{Sample{s, {}}, bg};
+      const json l = lee_report(make_grid(input, settings.bins), settings, lee,
+                                r["R_max"].is_number() ? r["R_max"].get<double>() : 0.0);
+      write_file_atomic(out / (name + "_lee.json"), l.dump(1));
+      const auto said = [](const json& x) {
+        return x["value"].is_number() ? std::to_string(x["value"].get<double>()) + " fb" : std::string("unresolved");
+      };
+      std::printf("%s: at %.0f fb^-1, sigma_min at a median global 3 / 5 sigma: scanned %s / %s", name.c_str(),
+                  lee.luminosity, said(l["scanned"]["sigma_min"]["3"]).c_str(), said(l["scanned"]["sigma_min"]["5"]).c_str());
+      if (l.contains("fixed"))
+        std::printf(", fixed window %s / %s", said(l["fixed"]["sigma_min"]["3"]).c_str(), said(l["fixed"]["sigma_min"]["5"]).c_str());
+      std::printf(" (Eq. 8: %s / %s fb)\n", l["eq8_sigma_min"]["3"].dump().c_str(), l["eq8_sigma_min"]["5"].dump().c_str());
+    }
   }
   return 0;
 }
@@ -363,6 +394,20 @@ int main(int argc, char** argv) {
   std::string scan_device = "auto";
   scan->add_option("--device", scan_device, "cpu | cuda | auto (the GPU scan when a device is present)")
       ->capture_default_str();
+  LeeSettings lee;
+  lee.toys = 0;
+  std::string fixed_window;
+  scan->add_option("--toys", lee.toys, "background-only pseudo-experiments for the look-elsewhere effect "
+                                       "(0: none); OUT/NAME_lee.json")
+      ->capture_default_str()->check(whole_number(0, int64_t(1) << 32, "a whole number of toys, 0 to 2^32"));
+  scan->add_option("--toys-luminosity", lee.luminosity, "fb^-1 of the pseudo-experiments")
+      ->capture_default_str()->check(number_in(1e-6, 1e9, "a luminosity in fb^-1"));
+  scan->add_option("--toys-seed", lee.seed, "seed of the pseudo-experiments")->capture_default_str();
+  scan->add_option("--inject", lee.signals_fb, "injected signal cross-sections, fb (default: 13 around Eq. 8's reach)");
+  scan->add_option("--injected-toys", lee.injected_toys, "pseudo-experiments per injected cross-section")
+      ->capture_default_str()->check(whole_number(1, int64_t(1) << 32, "a whole number of toys, 1 to 2^32"));
+  scan->add_option("--window", fixed_window, "LO:HI, a window of the score fixed in advance (no trials factor), "
+                                             "e.g. 0.3:0.7");
 
   auto* report = app.add_subcommand("report", "the papers' figures (PNG) and results tables (markdown, JSON) from "
                                               "directories of runs (scripts/reproduce.sh); runs tools/report.py");
@@ -394,7 +439,10 @@ int main(int argc, char** argv) {
       if (!jets.empty()) args.insert(args.end(), {"--jets", jets});
       return cmd_report(args);
     }
-    if (*scan) return cmd_scan(anomalies, backgrounds, col, out, settings, widths, lumis, scan_device);
+    if (*scan) {
+      if (!fixed_window.empty()) lee.window = window_of(fixed_window);
+      return cmd_scan(anomalies, backgrounds, col, out, settings, widths, lumis, scan_device, lee);
+    }
   } catch (const Error& e) {
     return fail(2, "error", e.what());
   } catch (const std::exception& e) {

@@ -1,0 +1,145 @@
+#include "tools/lee.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "kernels/error.h"
+#include "kernels/toys.h"
+
+namespace aware {
+namespace {
+
+using json = nlohmann::json;
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// JSON has no infinity: a significance beyond what the toys resolve is written as null beside the
+// bound it is known to exceed.
+json number(double x) { return std::isfinite(x) ? json(x) : json(nullptr); }
+
+double quantile(std::vector<double> sorted, double q) {  // of sorted values, nearest rank
+  if (sorted.empty()) return std::nan("");
+  const size_t i = std::min(sorted.size() - 1, size_t(q * double(sorted.size())));
+  return sorted[i];
+}
+
+json histogram_json(const std::vector<double>& sorted, int bins) {
+  const double top = sorted.empty() ? 1.0 : std::max(sorted.back(), 1e-9);
+  json edges = json::array(), counts = json::array();
+  for (int i = 0; i <= bins; ++i) edges.push_back(top * i / bins);
+  std::vector<int64_t> n(size_t(bins), 0);
+  for (double t : sorted) ++n[size_t(std::min(bins - 1, int(t / top * bins)))];
+  for (int64_t c : n) counts.push_back(c);
+  return {{"edges", edges}, {"counts", counts}};
+}
+
+// Where the median global Z crosses z, interpolated in log sigma between the injected points.
+json crossing(const std::vector<double>& signals, const std::vector<double>& median_z, double z, double resolved_up_to) {
+  for (size_t i = 0; i < signals.size(); ++i) {
+    if (!(median_z[i] >= z)) continue;
+    if (!std::isfinite(median_z[i]) || i == 0 || !std::isfinite(median_z[i - 1]))
+      return {{"value", nullptr}, {"below", signals[i]},
+              {"note", i == 0 ? "the smallest injected cross-section already reaches it"
+                              : "the toys resolve a global Z up to " + std::to_string(resolved_up_to) +
+                                    ": more toys are needed to place it"}};
+    const double f = (z - median_z[i - 1]) / (median_z[i] - median_z[i - 1]);
+    return {{"value", std::exp(std::log(signals[i - 1]) + f * (std::log(signals[i]) - std::log(signals[i - 1])))}};
+  }
+  return {{"value", nullptr}, {"note", "not reached by the largest injected cross-section"}};
+}
+
+// One kind of window: its background-only toys, the trials factor, the injection.
+json window_report(const ToyModel& model, const LeeSettings& lee, const std::vector<double>& signals, bool fixed) {
+  json r;
+  r["windows"] = model.windows;
+  std::vector<double> background;
+  for (const ToyMax& t : run_toys(model, {lee.seed, 0, 0.0, 0, lee.toys})) background.push_back(t.t);
+  std::sort(background.begin(), background.end());
+  // A fixed window's global p is its local p: exact, without the toys' resolution limit.
+  const auto global = [&](double t) {
+    if (!fixed) return global_p(background, t);
+    GlobalP g;
+    g.toys = int64_t(background.size());
+    g.p = g.p_upper = std::exp(-t);
+    g.z = g.z_lower = z_of_p(g.p);
+    return g;
+  };
+  const double resolved = global_p(background, kInf).z_lower;
+  r["background"] = {{"toys", lee.toys},
+                     {"t_quantiles", {{"0.5", quantile(background, 0.5)}, {"0.841", quantile(background, 0.8413)},
+                                      {"0.977", quantile(background, 0.9772)}, {"0.99865", quantile(background, 0.99865)}}},
+                     {"t_histogram", histogram_json(background, 40)},
+                     {"global_z_resolved_up_to", fixed ? json("any (exact)") : json(resolved)}};
+  json trials = json::array();
+  for (double z : {2.0, 3.0, 4.0, 5.0}) {
+    const double p_local = std::erfc(z / std::sqrt(2.0)) / 2;
+    const GlobalP g = global(-std::log(p_local));
+    trials.push_back({{"local_z", z}, {"local_p", p_local}, {"global_p", g.p}, {"global_p_error", g.p_error},
+                      {"global_p_upper", g.p_upper}, {"global_z", number(g.z)}, {"global_z_at_least", g.z_lower},
+                      {"trials_factor", g.at_or_above > 0 || fixed ? json(g.p / p_local) : json(nullptr)}});
+  }
+  r["local_to_global"] = std::move(trials);
+  json injection = json::array();
+  std::vector<double> median_z;
+  for (size_t j = 0; j < signals.size(); ++j) {
+    std::vector<double> local_z, global_z, t;
+    for (const ToyMax& x : run_toys(model, {lee.seed, uint32_t(j + 1), signals[j], 0, lee.injected_toys})) {
+      t.push_back(x.t);
+      local_z.push_back(x.t > 0 ? z_of_p(std::exp(-x.t)) : -kInf);
+      global_z.push_back(global(x.t).z);
+    }
+    std::sort(t.begin(), t.end()), std::sort(local_z.begin(), local_z.end()), std::sort(global_z.begin(), global_z.end());
+    const auto fraction_at_least = [&](double z) {
+      return double(global_z.end() - std::lower_bound(global_z.begin(), global_z.end(), z)) / double(global_z.size());
+    };
+    median_z.push_back(quantile(global_z, 0.5));
+    injection.push_back({{"signal_fb", signals[j]},
+                         {"signal_events", signals[j] * model.luminosity},
+                         {"median_t", quantile(t, 0.5)},
+                         {"median_local_z", number(quantile(local_z, 0.5))},
+                         {"median_global_z", number(median_z.back())},
+                         {"global_z_16", number(quantile(global_z, 0.16))},
+                         {"global_z_84", number(quantile(global_z, 0.84))},
+                         {"p_global_z_3", fixed || 3 <= resolved ? json(fraction_at_least(3)) : json(nullptr)},
+                         {"p_global_z_5", fixed || 5 <= resolved ? json(fraction_at_least(5)) : json(nullptr)}});
+  }
+  r["injection"] = std::move(injection);
+  r["sigma_min"] = {{"3", crossing(signals, median_z, 3, fixed ? kInf : resolved)},
+                    {"5", crossing(signals, median_z, 5, fixed ? kInf : resolved)}};
+  return r;
+}
+
+}  // namespace
+
+json lee_report(const ScanGrid& grid, const ScanSettings& settings, const LeeSettings& lee, double R_max) {
+  check(lee.toys >= 1 && lee.injected_toys >= 1, "toys: at least one background-only and one injected toy");
+  const ToyModel scanned = toy_model(grid, settings, lee.luminosity);
+  std::vector<double> signals = lee.signals_fb;
+  const double eq8_5 = R_max > 0 ? sigma_min(R_max, grid.sigma_b_fb, lee.luminosity, 5) : std::nan("");
+  if (signals.empty()) {
+    check(std::isfinite(eq8_5), "toys: no injected cross-sections given, and no R_max to place them by");
+    for (int i = 0; i < 13; ++i) signals.push_back(eq8_5 / 20 * std::pow(100.0, i / 12.0));
+  }
+  std::sort(signals.begin(), signals.end());
+  for (double s : signals) check(std::isfinite(s) && s > 0, "toys: injected cross-sections must be positive (fb)");
+  json r;
+  r["statistic"] = "t = -ln P(X >= N | X ~ Poisson(B)) for an excess N > B, else 0: the Poisson p-value of the "
+                   "window's count N against its background B; a pseudo-experiment's statistic is its largest t "
+                   "over the eligible windows";
+  r["luminosity"] = lee.luminosity;
+  r["seed"] = lee.seed;
+  r["background_events"] = scanned.background_prefix.back();
+  r["eq8_sigma_min"] = {{"3", R_max > 0 ? json(sigma_min(R_max, grid.sigma_b_fb, lee.luminosity, 3)) : json(nullptr)},
+                        {"5", number(eq8_5)}};
+  r["scanned"] = window_report(scanned, lee, signals, false);
+  if (lee.window) {
+    const int lo = int(std::lround((*lee.window)[0] * grid.bins)), hi = int(std::lround((*lee.window)[1] * grid.bins));
+    json fixed = window_report(fixed_window_model(scanned, lo, hi), lee, signals, true);
+    fixed["window"] = {double(lo) / grid.bins, double(hi) / grid.bins};
+    r["fixed"] = std::move(fixed);
+  }
+  return r;
+}
+
+}  // namespace aware
