@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <fstream>
+#include <random>
 
 #include "runtime/checkpoint.h"
 #include "synthetic.h"
@@ -185,6 +187,40 @@ TEST_F(CliTest, ScanInputsAreChecked) {
     EXPECT_FALSE(std::filesystem::exists(dir / "scan" / "a_scan.json")) << args << ": no output";
   }
   EXPECT_EQ(run("scan --anomaly " + a2 + " --background " + b + ":10" + o).status, 0);
+}
+
+// --toys: the look-elsewhere report beside the scan's; a window fixed in advance pays no trials factor,
+// the scanned windows do.
+TEST_F(CliTest, ScanWithToysReportsTheLookElsewhereEffect) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> g(0, 0.12f);
+  const auto scores = [&](const std::string& name, float centre) {
+    std::vector<float> v(2000 * 2);
+    for (size_t i = 0; i < 2000; ++i) {
+      v[2 * i] = std::clamp(centre + g(rng), 0.0f, 1.0f);
+      v[2 * i + 1] = 1 - v[2 * i];
+    }
+    save_npy(dir / name, v.data(), std::vector<int64_t>{2000, 2});
+    return (dir / name).string();
+  };
+  const std::string a = scores("a.npy", 0.5f), top = scores("top.npy", 0.9f), qcd = scores("qcd.npy", 0.1f);
+  const std::string base = "scan --anomaly " + a + " --background " + top + ":73.4 --background " + qcd +
+                           ":67600 --bins 100 --min-background 20 --device cpu -o " + (dir / "scan").string();
+  Result r = run(base + " --toys 300 --injected-toys 30 --toys-luminosity 10 --window 0.3:0.7");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("sigma_min at a median global 3 / 5 sigma"), std::string::npos) << r.output;
+  const auto lee = nlohmann::json::parse(std::ifstream(dir / "scan" / "a_lee.json"));
+  EXPECT_GT(lee["scanned"]["windows"].get<int64_t>(), 1000);
+  EXPECT_EQ(lee["fixed"]["windows"].get<int64_t>(), 1);
+  EXPECT_EQ(lee["fixed"]["window"], nlohmann::json::array({0.3, 0.7}));
+  EXPECT_NEAR(lee["fixed"]["local_to_global"][1]["trials_factor"].get<double>(), 1.0, 1e-9);
+  EXPECT_GT(lee["scanned"]["local_to_global"][0]["trials_factor"].get<double>(), 2.0);  // at a local 2 sigma
+  EXPECT_EQ(lee["scanned"]["injection"].size(), 13u);
+  EXPECT_EQ(lee["luminosity"].get<double>(), 10.0);
+
+  r = run(base + " --toys 10 --window 0.7:0.3");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find("--window 0.7:0.3: expected LO:HI with 0 <= LO < HI <= 1"), std::string::npos) << r.output;
 }
 
 // A resumed run continues the run it resumes: another setting that changes the result is refused,
