@@ -393,6 +393,8 @@ TEST_F(NpyTest, RejectsBadHeaderDict) {
       {"{'descr': '<f4', 'fortran_order': False, 'shape': (6,)} trailing", "unexpected text after '}'"},
       {"not a dict at all", "expected '{'"},
       {"{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 99999999999)}", "too large"},
+      // No values, but rows of 2^73 (found by fuzz/fuzz_npy: the row size overflowed).
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (0, 9496729672960, 949672965)}", "too large"},
   };
   int index = 0;
   for (const Case& c : cases) {

@@ -56,12 +56,19 @@ bool is_gzip_path(const fs::path& path) { return path.extension() == ".gz"; }
 
 
 // Product of the dimensions, or nullopt when it does not fit (so that byte counts cannot overflow either).
+// The nonzero dimensions must fit too: an empty array of shape (0, 2^43, 2^30) has rows of 2^73 values,
+// and its row size is a product taken later (found by fuzz/fuzz_npy).
 std::optional<int64_t> element_count(std::span<const int64_t> shape) {
-  int64_t count = 1;
+  int64_t count = 1, nonzero = 1;
   for (int64_t dim : shape) {
     if (dim < 0) return std::nullopt;
-    if (dim != 0 && count > kMaxElements / dim) return std::nullopt;
-    count *= dim;
+    if (dim == 0) {
+      count = 0;
+      continue;
+    }
+    if (nonzero > kMaxElements / dim) return std::nullopt;
+    nonzero *= dim;
+    count *= dim;  // count <= nonzero: no overflow
   }
   return count;
 }
