@@ -80,6 +80,23 @@ json window_report(const ToyModel& model, const LeeSettings& lee, const std::vec
                       {"trials_factor", g.at_or_above > 0 || fixed ? json(g.p / p_local) : json(nullptr)}});
   }
   r["local_to_global"] = std::move(trials);
+  if (!lee.observed.empty()) {
+    const ToyMax o = scan_counts(model, lee.observed);
+    const GlobalP g = global(o.t);
+    const double p_local = std::exp(-o.t);
+    r["observed"] = {{"t", o.t},
+                     {"window", o.lo < 0 ? json(nullptr) : json({double(o.lo) / model.bins, double(o.hi) / model.bins})},
+                     {"window_bins", {o.lo, o.hi}},
+                     {"observed_events", o.observed},
+                     {"expected_events", o.expected},
+                     {"local_p", p_local},
+                     {"local_z", number(o.t > 0 ? z_of_p(p_local) : -kInf)},
+                     {"global_p", g.p},
+                     {"global_p_error", g.p_error},
+                     {"global_p_upper", g.p_upper},
+                     {"global_z", number(g.z)},
+                     {"global_z_at_least", g.z_lower}};
+  }
   json injection = json::array();
   std::vector<double> median_z;
   for (size_t j = 0; j < signals.size(); ++j) {
@@ -128,8 +145,17 @@ json lee_report(const ScanGrid& grid, const ScanSettings& settings, const LeeSet
                    "window's count N against its background B; a pseudo-experiment's statistic is its largest t "
                    "over the eligible windows";
   r["luminosity"] = lee.luminosity;
+  r["bins"] = grid.bins;
+  r["min_width_bins"] = std::max(1, min_width_bins(settings.min_width, grid.bins));
+  r["min_background_events"] = settings.min_background_events;
   r["seed"] = lee.seed;
   r["background_events"] = scanned.background_prefix.back();
+  r["expected_per_bin"] = scanned.background;
+  if (!lee.observed.empty()) {
+    check(lee.observed.size() == size_t(grid.bins), "toys: observed counts for " + std::to_string(lee.observed.size()) +
+                                                        " bins, the scan has " + std::to_string(grid.bins));
+    r["observed_per_bin"] = lee.observed;
+  }
   r["eq8_sigma_min"] = {{"3", R_max > 0 ? json(sigma_min(R_max, grid.sigma_b_fb, lee.luminosity, 3)) : json(nullptr)},
                         {"5", number(eq8_5)}};
   r["scanned"] = window_report(scanned, lee, signals, false);

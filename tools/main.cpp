@@ -274,7 +274,14 @@ int cmd_scan(const std::vector<std::string>& anomalies, const std::vector<std::s
       const auto said = [](const json& x) {
         return x["value"].is_number() ? std::to_string(x["value"].get<double>()) + " fb" : std::string("unresolved");
       };
-      std::printf("%s: at %.0f fb^-1, sigma_min at a median global 3 / 5 sigma: scanned %s / %s", name.c_str(),
+      if (l["scanned"].contains("observed")) {
+        const json& o = l["scanned"]["observed"];
+        std::printf("%s: observed: the largest excess, %ld events over %.1f, local Z %s, global Z %s (p %.3g +- %.2g)\n",
+                    name.c_str(), long(o["observed_events"].get<int64_t>()), o["expected_events"].get<double>(),
+                    o["local_z"].dump().c_str(), o["global_z"].is_null() ? (">" + o["global_z_at_least"].dump()).c_str() : o["global_z"].dump().c_str(),
+                    o["global_p"].get<double>(), o["global_p_error"].get<double>());
+      }
+      std::printf("%s: at %g fb^-1, sigma_min at a median global 3 / 5 sigma: scanned %s / %s", name.c_str(),
                   lee.luminosity, said(l["scanned"]["sigma_min"]["3"]).c_str(), said(l["scanned"]["sigma_min"]["5"]).c_str());
       if (l.contains("fixed"))
         std::printf(", fixed window %s / %s", said(l["fixed"]["sigma_min"]["3"]).c_str(), said(l["fixed"]["sigma_min"]["5"]).c_str());
@@ -406,6 +413,10 @@ int main(int argc, char** argv) {
   scan->add_option("--inject", lee.signals_fb, "injected signal cross-sections, fb (default: 13 around Eq. 8's reach)");
   scan->add_option("--injected-toys", lee.injected_toys, "pseudo-experiments per injected cross-section")
       ->capture_default_str()->check(whole_number(1, int64_t(1) << 32, "a whole number of toys, 1 to 2^32"));
+  std::string observed_file;
+  scan->add_option("--observed", observed_file, "scores of observed events (at --toys-luminosity): their largest "
+                                                "excess and its global significance, in OUT/NAME_lee.json")
+      ->check(CLI::ExistingFile);
   scan->add_option("--window", fixed_window, "LO:HI, a window of the score fixed in advance (no trials factor), "
                                              "e.g. 0.3:0.7");
 
@@ -441,6 +452,13 @@ int main(int argc, char** argv) {
     }
     if (*scan) {
       if (!fixed_window.empty()) lee.window = window_of(fixed_window);
+      if (!observed_file.empty()) {
+        check(lee.toys > 0, "--observed " + observed_file + ": needs --toys (its global significance comes from them)");
+        const auto [scores, width] = score_column(observed_file, col);
+        std::vector<double> weighted(size_t(settings.bins));
+        lee.observed.assign(size_t(settings.bins), 0);
+        histogram(scores, {}, settings.bins, weighted, lee.observed);
+      }
       return cmd_scan(anomalies, backgrounds, col, out, settings, widths, lumis, scan_device, lee);
     }
   } catch (const Error& e) {
