@@ -22,13 +22,32 @@
 // w(N - 1) can hold the largest t -- a handful -- and only they get the exact tail (Boost.Math's
 // incomplete gamma function).
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <span>
 #include <vector>
 
+#include "kernels/hd.h"
 #include "kernels/scan.h"
 
 namespace aware {
+
+// q(N) = N ln(N / B) + B - N of an excess N > B, written so that the cancellation of its two large terms
+// costs about 2 eps / x relative (x = (N - B) / B), not eps N / q. Both twins.
+AWARE_HD double excess_q(double n, double b) {
+  const double d = n - b;
+  return n * log1p(d / b) - d;
+}
+
+// The pruning threshold on q(N) of a toy whose top window (largest q(N)) has n events over b: the top
+// window's q(N - 1), less a slack for q's rounding (about 1e-12 relative: a window in too many costs one
+// exact evaluation, a window missed a wrong maximum); -infinity when N - 1 is no excess (every window
+// with an excess is then a candidate).
+AWARE_HD double candidate_threshold(long long n, double b) {
+  if (!(double(n - 1) > b)) return -HUGE_VAL;
+  const double q = excess_q(double(n - 1), b);
+  return q - 1e-9 * fmax(1.0, fabs(q));
+}
 
 // What toys are drawn from and scanned against; made once on the host.
 struct ToyModel {
@@ -86,3 +105,11 @@ GlobalP global_p(std::span<const double> sorted_background_t, double t);
 double z_of_p(double p);
 
 }  // namespace aware
+
+#if defined(AWARE_CUDA)  // the CUDA twin, kernels/cuda/toys.cu
+namespace aware::cuda {
+// The same toys, drawn and scanned on the GPU (the exact t of each toy's few candidates on the host,
+// with the CPU's function): the same maxima, windows included, as aware::run_toys.
+std::vector<ToyMax> run_toys(const ToyModel& model, const ToyDraws& draws);
+}  // namespace aware::cuda
+#endif

@@ -13,6 +13,7 @@
 #include "kernels/bf16.h"
 #include "kernels/roc.h"
 #include "kernels/scan.h"
+#include "kernels/toys.h"
 #include "kernels/softmax_xent.h"
 #include "tools/npy.h"
 #include "model/train.h"
@@ -630,6 +631,31 @@ TEST_F(CudaTest, AucEqualsTheCpusExactly) {
   EXPECT_EQ(g.fpr, c.fpr);
   EXPECT_EQ(g.threshold, c.threshold);
   EXPECT_EQ(g.auc, c.auc);
+}
+
+// The pseudo-experiments: the same toys (counts from the same counters and constants) and the same
+// maximum of each, window included, background only and with a signal; at a tiny luminosity too, where
+// every window with an excess is a candidate and a toy overflows the GPU's candidate list (host path).
+TEST_F(CudaTest, ToysEqualTheCpus) {
+  const auto top = peaked_scores(3000, 0.85, 21), qcd = peaked_scores(3000, 0.15, 22), an = peaked_scores(1000, 0.5, 23);
+  const ScanGrid grid = make_grid(top_qcd_input({an}, {top}, {qcd}), 40);
+  ScanSettings settings;
+  settings.min_background_events = 10;
+  for (double luminosity : {0.0005, 2.0}) {
+    const ToyModel m = toy_model(grid, settings, luminosity);
+    for (double signal : {0.0, 40.0}) {
+      const ToyDraws draws{5, signal > 0 ? 1u : 0u, signal, 3, 12};
+      const std::vector<ToyMax> g = cuda::run_toys(m, draws), c = run_toys(m, draws);
+      ASSERT_EQ(g.size(), c.size());
+      for (size_t i = 0; i < c.size(); ++i) {
+        SCOPED_TRACE("L " + std::to_string(luminosity) + " signal " + std::to_string(signal) + " toy " + std::to_string(i));
+        EXPECT_EQ(g[i].t, c[i].t);
+        EXPECT_EQ(g[i].lo, c[i].lo);
+        EXPECT_EQ(g[i].hi, c[i].hi);
+        EXPECT_EQ(g[i].observed, c[i].observed);
+      }
+    }
+  }
 }
 #endif
 

@@ -15,17 +15,6 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-// q(N) = N ln(N / B) + B - N of an excess N > B, written so that the cancellation of its two large
-// terms costs 2 eps / x relative (x = (N - B) / B), not eps N / q.
-inline double excess_q(double n, double b) {
-  const double d = n - b;
-  return n * std::log1p(d / b) - d;
-}
-
-// Every candidate with q within this of the threshold is evaluated: q carries rounding of about 1e-12
-// relative, and a window in too many costs one exact evaluation, a window missed a wrong maximum.
-inline double with_slack(double threshold) { return threshold - 1e-9 * std::max(1.0, std::abs(threshold)); }
-
 }  // namespace
 
 ToyModel toy_model(const ScanGrid& g, const ScanSettings& settings, double luminosity) {
@@ -127,7 +116,7 @@ ToyMax scan_counts(const ToyModel& m, std::span<const int64_t> counts) {
   // The top window's w(N - 1): every window below it in w(N) has a smaller t.
   const int64_t top_n = n[size_t(top_hi)] - n[size_t(top_lo)];
   const double top_b = B[size_t(top_hi)] - B[size_t(top_lo)];
-  const double threshold = double(top_n - 1) > top_b ? with_slack(excess_q(double(top_n - 1), top_b)) : -kInf;
+  const double threshold = candidate_threshold(top_n, top_b);
   // Pass 2: the exact t of the candidates, in increasing (lo, hi): strict > keeps the smallest on ties.
   ToyMax result;
   bool found = false;
