@@ -103,6 +103,8 @@ struct GlobalP {
 GlobalP global_p(std::span<const double> sorted_background_t, double t);
 // Z = Phibar^-1(p), one-sided; p in (0, 1].
 double z_of_p(double p);
+// Z of p = e^-t, for any t >= 0 (past p's underflow, from the normal tail's asymptotic series).
+double z_of_t(double t);
 
 }  // namespace aware
 

@@ -14,6 +14,7 @@
 #include "kernels/roc.h"
 #include "kernels/scan.h"
 #include "kernels/toys.h"
+#include "tools/lee.h"
 #include "kernels/softmax_xent.h"
 #include "tools/npy.h"
 #include "model/train.h"
@@ -656,6 +657,21 @@ TEST_F(CudaTest, ToysEqualTheCpus) {
       }
     }
   }
+  // The look-elsewhere report from the GPU's toys is the CPU's, number for number.
+  LeeSettings lee;
+  lee.toys = 40;
+  lee.injected_toys = 6;
+  lee.luminosity = 1.0;
+  lee.window = std::array<double, 2>{0.3, 0.7};
+  lee.observed.assign(40, 0);
+  for (size_t k = 0; k < 40; ++k) lee.observed[k] = int64_t(k % 7) * 30 + 20;
+  lee.device = "cuda";
+  nlohmann::json on_gpu = lee_report(grid, settings, lee, 1.3);
+  lee.device = "cpu";
+  nlohmann::json on_cpu = lee_report(grid, settings, lee, 1.3);
+  EXPECT_EQ(on_gpu["device"], "cuda");
+  on_gpu.erase("device"), on_cpu.erase("device");
+  EXPECT_EQ(on_gpu, on_cpu);
 }
 #endif
 

@@ -201,6 +201,10 @@ TEST(Toys, GlobalPAndZ) {
   EXPECT_NEAR(z_of_p(0.5), 0.0, 1e-12);
   EXPECT_NEAR(z_of_p(2.866515718791939e-7), 5.0, 1e-9);
   EXPECT_NEAR(z_of_p(1.3498980316301e-3), 3.0, 1e-9);
+  // Through p's underflow: continuous, and Z^2 / 2 ~ t.
+  EXPECT_NEAR(z_of_t(699.999), z_of_t(700.001), 1e-4);
+  EXPECT_NEAR(z_of_t(5000) * z_of_t(5000) / 2 / 5000, 1.0, 2e-3);
+  EXPECT_NEAR(z_of_t(-std::log(2.866515718791939e-7)), 5.0, 1e-9);
 }
 
 }  // namespace

@@ -16,6 +16,10 @@ namespace aware {
 // Fig. 10's fixed window widths.
 inline constexpr std::array<double, 3> kDefaultWidths{0.08, 0.10, 0.12};
 
+// Whether a scan on `device` ("cpu", "cuda", "auto") runs on the GPU; "cuda" without a device, or an
+// unknown device, is an error saying so.
+bool scan_on_gpu(const std::string& device);
+
 // n luminosities (fb^-1) evenly spaced in log from first to last, both included.
 std::vector<double> log_grid(double first, double last, int n);
 

@@ -7,6 +7,7 @@
 
 #include "kernels/error.h"
 #include "kernels/toys.h"
+#include "tools/analysis.h"
 
 namespace aware {
 namespace {
@@ -49,12 +50,22 @@ json crossing(const std::vector<double>& signals, const std::vector<double>& med
   return {{"value", nullptr}, {"note", "not reached by the largest injected cross-section"}};
 }
 
+// The toys on the device the settings name (the same maxima on either).
+std::vector<ToyMax> toys_on(const ToyModel& model, const ToyDraws& draws, bool gpu) {
+#if defined(AWARE_CUDA)
+  if (gpu) return cuda::run_toys(model, draws);
+#endif
+  (void)gpu;
+  return run_toys(model, draws);
+}
+
 // One kind of window: its background-only toys, the trials factor, the injection.
 json window_report(const ToyModel& model, const LeeSettings& lee, const std::vector<double>& signals, bool fixed) {
+  const bool gpu = scan_on_gpu(lee.device);
   json r;
   r["windows"] = model.windows;
   std::vector<double> background;
-  for (const ToyMax& t : run_toys(model, {lee.seed, 0, 0.0, 0, lee.toys})) background.push_back(t.t);
+  for (const ToyMax& t : toys_on(model, {lee.seed, 0, 0.0, 0, lee.toys}, gpu)) background.push_back(t.t);
   std::sort(background.begin(), background.end());
   // A fixed window's global p is its local p: exact, without the toys' resolution limit.
   const auto global = [&](double t) {
@@ -62,7 +73,7 @@ json window_report(const ToyModel& model, const LeeSettings& lee, const std::vec
     GlobalP g;
     g.toys = int64_t(background.size());
     g.p = g.p_upper = std::exp(-t);
-    g.z = g.z_lower = z_of_p(g.p);
+    g.z = g.z_lower = z_of_t(t);
     return g;
   };
   const double resolved = global_p(background, kInf).z_lower;
@@ -90,7 +101,7 @@ json window_report(const ToyModel& model, const LeeSettings& lee, const std::vec
                      {"observed_events", o.observed},
                      {"expected_events", o.expected},
                      {"local_p", p_local},
-                     {"local_z", number(o.t > 0 ? z_of_p(p_local) : -kInf)},
+                     {"local_z", number(o.t > 0 ? z_of_t(o.t) : -kInf)},
                      {"global_p", g.p},
                      {"global_p_error", g.p_error},
                      {"global_p_upper", g.p_upper},
@@ -101,9 +112,9 @@ json window_report(const ToyModel& model, const LeeSettings& lee, const std::vec
   std::vector<double> median_z;
   for (size_t j = 0; j < signals.size(); ++j) {
     std::vector<double> local_z, global_z, t;
-    for (const ToyMax& x : run_toys(model, {lee.seed, uint32_t(j + 1), signals[j], 0, lee.injected_toys})) {
+    for (const ToyMax& x : toys_on(model, {lee.seed, uint32_t(j + 1), signals[j], 0, lee.injected_toys}, gpu)) {
       t.push_back(x.t);
-      local_z.push_back(x.t > 0 ? z_of_p(std::exp(-x.t)) : -kInf);
+      local_z.push_back(x.t > 0 ? z_of_t(x.t) : -kInf);
       global_z.push_back(global(x.t).z);
     }
     std::sort(t.begin(), t.end()), std::sort(local_z.begin(), local_z.end()), std::sort(global_z.begin(), global_z.end());
@@ -141,6 +152,7 @@ json lee_report(const ScanGrid& grid, const ScanSettings& settings, const LeeSet
   std::sort(signals.begin(), signals.end());
   for (double s : signals) check(std::isfinite(s) && s > 0, "toys: injected cross-sections must be positive (fb)");
   json r;
+  r["device"] = scan_on_gpu(lee.device) ? "cuda" : "cpu";
   r["statistic"] = "t = -ln P(X >= N | X ~ Poisson(B)) for an excess N > B, else 0: the Poisson p-value of the "
                    "window's count N against its background B; a pseudo-experiment's statistic is its largest t "
                    "over the eligible windows";

@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -21,6 +22,7 @@ struct LeeSettings {
   std::vector<double> signals_fb; // injected cross-sections; empty: 13 from Eq. 8's 5-sigma reach / 20 to x 5
   std::optional<std::array<double, 2>> window;  // a window fixed in advance, in score: [lo, hi)
   std::vector<int64_t> observed;  // events observed per bin, at `luminosity` (empty: none): scanned as a toy is
+  std::string device = "cpu";     // cpu, cuda or auto: where the toys are drawn and scanned
 };
 
 // The report (JSON): the statistic in words; per kind of window ("scanned", and "fixed" when a window

@@ -268,7 +268,9 @@ int cmd_scan(const std::vector<std::string>& anomalies, const std::vector<std::s
     std::printf("\n");
     if (lee.toys > 0) {  // the look-elsewhere effect: pseudo-experiments on the same grid
       const ScanInput input{Sample{s, {}}, bg};
-      const json l = lee_report(make_grid(input, settings.bins), settings, lee,
+      LeeSettings on_device = lee;
+      on_device.device = device;
+      const json l = lee_report(make_grid(input, settings.bins), settings, on_device,
                                 r["R_max"].is_number() ? r["R_max"].get<double>() : 0.0);
       write_file_atomic(out / (name + "_lee.json"), l.dump(1));
       const auto said = [](const json& x) {

@@ -155,6 +155,20 @@ double z_of_p(double p) {
   return boost::math::quantile(boost::math::complement(boost::math::normal_distribution<double>(), p));
 }
 
+double z_of_t(double t) {
+  check(t >= 0, "z_of_t: t must be >= 0");
+  if (t < 700) return z_of_p(std::exp(-t));
+  // -ln Phibar(z) = z^2 / 2 + ln(z sqrt(2 pi)) - ln(1 - 1 / z^2 + 3 / z^4) + O(z^-6): Newton from sqrt(2 t).
+  double z = std::sqrt(2 * t);
+  for (int i = 0; i < 50; ++i) {
+    const double f = z * z / 2 + std::log(z * std::sqrt(2 * M_PI)) - std::log1p(-1 / (z * z) + 3 / (z * z * z * z)) - t;
+    const double next = z - f / (z + 1 / z);
+    if (std::abs(next - z) <= 1e-15 * z) return next;
+    z = next;
+  }
+  return z;
+}
+
 GlobalP global_p(std::span<const double> sorted, double t) {
   check(!sorted.empty(), "toys: no background-only toys");
   GlobalP g;
