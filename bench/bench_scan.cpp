@@ -3,8 +3,11 @@
 //   BM_ScanCpu/N/BINS   CPU (OpenMP) from host scores: issue target 10^7 scores, 10^3 bins, < 1 s on 2 cores
 //   BM_ScanCuda/N/BINS  GPU from device-resident scores, timed by CUDA events: target 10^8 scores,
 //                       10^4 bins, < 10 ms on an H100/H200 (skipped without a device)
+//   BM_ToysCpu/TOYS/BINS   background-only pseudo-experiments (kernels/toys.h), each drawn and scanned over
+//                          every eligible window: issue target 10^4 toys of 10^3 bins < 30 s on 2 cores
+//   BM_ToysCuda/TOYS/BINS  the same on the GPU: target 10^5 toys of 10^3 bins < 1 s on an H100/H200
 // N scores in all: 20% anomaly, 40% top, 40% qcd. Counters: scores/s, windows/s, and for the GPU the
-// bytes of scores read per second (the histogram's bound).
+// bytes of scores read per second (the histogram's bound); for the toys, toys/s and windows/s.
 #include <benchmark/benchmark.h>
 
 #include <array>
@@ -12,6 +15,7 @@
 #include <vector>
 
 #include "kernels/scan.h"
+#include "kernels/toys.h"
 #include "runtime/backend.h"
 
 #if defined(AWARE_CUDA)
@@ -60,7 +64,41 @@ void BM_ScanCpu(benchmark::State& state) {
 }
 BENCHMARK(BM_ScanCpu)->Args({10'000'000, 1000})->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// The toys' model: the classes' scores at 3000 fb^-1 (2 * 10^8 background events), the scan's default
+// eligibility (0.02 wide, 100 simulated background events).
+ToyModel toys_model(int bins) {
+  const Classes c(100'000);
+  ScanSettings settings;
+  settings.bins = bins;
+  return toy_model(make_grid(top_qcd_input({c.anomaly}, {c.top}, {c.qcd}), bins), settings, 3000);
+}
+
+void toy_counters(benchmark::State& state, const ToyModel& m, int64_t toys) {
+  state.counters["toys/s"] = benchmark::Counter(double(toys) * state.iterations(), benchmark::Counter::kIsRate);
+  state.counters["windows/s"] = benchmark::Counter(double(toys) * m.windows * state.iterations(), benchmark::Counter::kIsRate);
+}
+
+void BM_ToysCpu(benchmark::State& state) {
+  const ToyModel m = toys_model(int(state.range(1)));
+  const int64_t toys = state.range(0);
+  for (auto _ : state) benchmark::DoNotOptimize(run_toys(m, {1, 0, 0.0, 0, toys}));
+  toy_counters(state, m, toys);
+}
+BENCHMARK(BM_ToysCpu)->Args({1'000, 1000})->Args({10'000, 1000})->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
+
 #if defined(AWARE_CUDA)
+void BM_ToysCuda(benchmark::State& state) {
+  if (!cuda_available()) {
+    state.SkipWithError("no CUDA device");
+    return;
+  }
+  const ToyModel m = toys_model(int(state.range(1)));
+  const int64_t toys = state.range(0);
+  time_on_device(state, [&] { benchmark::DoNotOptimize(cuda::run_toys(m, {1, 0, 0.0, 0, toys})); });
+  toy_counters(state, m, toys);
+}
+BENCHMARK(BM_ToysCuda)->Args({100'000, 1000})->Args({10'000, 1000})->UseManualTime()->Unit(benchmark::kMillisecond);
+
 void BM_ScanCuda(benchmark::State& state) {
   if (!cuda_available()) {
     state.SkipWithError("no CUDA device");
