@@ -238,6 +238,11 @@ RunConfig parse_config(const std::string& text, const std::string& name,
   scan.get("min_width", s.settings.min_width);
   scan.get("widths", s.widths);
   scan.get("luminosities", s.luminosities);
+  scan.get("toys", s.toys);
+  scan.get("injected_toys", s.injected_toys);
+  scan.get("toys_luminosity", s.toys_luminosity);
+  scan.get("inject_fb", s.inject_fb);
+  scan.get("fixed_window", s.fixed_window);
   scan.allow("sigma_fb");  // a table, read below
   scan.finish();
   if (const toml::table* sigma = scan_table ? (*scan_table)["sigma_fb"].as_table() : nullptr)
@@ -251,6 +256,13 @@ RunConfig parse_config(const std::string& text, const std::string& name,
   check(s.settings.min_background_events >= 0, scan.where("min_background_events") + " must be >= 0");
   for (double w : s.widths) check(w > 0.0 && w <= 1.0, scan.where("widths") + " must be in (0, 1]");
   for (double l : s.luminosities) check(l > 0.0, scan.where("luminosities") + " must be positive (fb^-1)");
+  check(s.toys >= 0 && s.toys <= (int64_t(1) << 32), scan.where("toys") + " must be 0 (none) to 2^32");
+  check(s.injected_toys >= 1 && s.injected_toys <= (int64_t(1) << 32), scan.where("injected_toys") + " must be 1 to 2^32");
+  check(s.toys_luminosity > 0.0, scan.where("toys_luminosity") + " must be positive (fb^-1)");
+  for (double x : s.inject_fb) check(x > 0.0, scan.where("inject_fb") + " must be positive cross-sections (fb)");
+  check(s.fixed_window.empty() || (s.fixed_window.size() == 2 && 0.0 <= s.fixed_window[0] &&
+                                   s.fixed_window[0] < s.fixed_window[1] && s.fixed_window[1] <= 1.0),
+        scan.where("fixed_window") + " must be [lo, hi] with 0 <= lo < hi <= 1");
   for (const auto& c : d.normal) {
     if (!s.sigma_fb.count(c)) check_class_file(d.dir, c, name + ": data.normal");  // a misspelt class: say so
     check(s.sigma_fb.count(c), name + ": scan.sigma_fb has no cross-section for the normal class '" + c +

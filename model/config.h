@@ -40,6 +40,12 @@ struct ScanConfig {
   // Cross-sections after the selection (fb) of the background classes (the normal classes):
   // ../shared/data/jets/README.md.
   std::map<std::string, double> sigma_fb{{"top", kSigmaTtFb}, {"qcd", kSigmaQcdFb}, {"w", kSigmaWFb}};
+  // The look-elsewhere effect (tools/lee.h), per stage and anomaly class; off when toys = 0.
+  int64_t toys = 0;                  // background-only pseudo-experiments
+  int64_t injected_toys = 200;       // per injected cross-section
+  double toys_luminosity = 3000;     // fb^-1
+  std::vector<double> inject_fb;     // injected cross-sections (empty: 13 around Eq. 8's reach)
+  std::vector<double> fixed_window;  // [lo, hi] of the score, fixed in advance (empty: none)
 };
 
 constexpr int kMaxThreads = 1024;  // run.threads and --threads: more is a typo, not a machine

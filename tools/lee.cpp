@@ -59,6 +59,31 @@ std::vector<ToyMax> toys_on(const ToyModel& model, const ToyDraws& draws, bool g
   return run_toys(model, draws);
 }
 
+// p_global(t) = e^-t (a + b sqrt(t)), an asymptotic form, through the toys' p in their tail: where 5% of
+// them lie above (t1) and where `tail` toys do (t2); checked between the two (in toys above).
+struct TailFit {
+  bool valid = false;
+  double a = 0, b = 0, t1 = 0, t2 = 0, t_check = 0, p_check_toys = 0, p_check_fit = 0;
+};
+TailFit fit_tail(const std::vector<double>& sorted, int64_t tail) {
+  TailFit f;
+  const int64_t n = int64_t(sorted.size());
+  if (n < 40 * tail) return f;  // the 5% point at least 2 tails above the last
+  f.t1 = sorted[size_t(n - n / 20)];
+  f.t2 = sorted[size_t(n - tail)];
+  if (!(f.t1 > 0 && f.t2 > f.t1)) return f;
+  const double p1 = global_p(sorted, f.t1).p, p2 = global_p(sorted, f.t2).p;
+  const double y1 = p1 * std::exp(f.t1), y2 = p2 * std::exp(f.t2), s1 = std::sqrt(f.t1), s2 = std::sqrt(f.t2);
+  f.b = (y2 - y1) / (s2 - s1);
+  f.a = y1 - f.b * s1;
+  f.valid = std::isfinite(f.a) && std::isfinite(f.b) && f.b >= 0 && f.a + f.b * s2 > 0;
+  const int64_t mid = std::max<int64_t>(tail + 1, int64_t(std::sqrt(double(n) / 20 * double(tail))));
+  f.t_check = sorted[size_t(n - mid)];
+  f.p_check_toys = global_p(sorted, f.t_check).p;
+  f.p_check_fit = std::exp(-f.t_check) * (f.a + f.b * std::sqrt(f.t_check));
+  return f;
+}
+
 // One kind of window: its background-only toys, the trials factor, the injection.
 json window_report(const ToyModel& model, const LeeSettings& lee, const std::vector<double>& signals, bool fixed) {
   const bool gpu = scan_on_gpu(lee.device);
@@ -67,21 +92,42 @@ json window_report(const ToyModel& model, const LeeSettings& lee, const std::vec
   std::vector<double> background;
   for (const ToyMax& t : toys_on(model, {lee.seed, 0, 0.0, 0, lee.toys}, gpu)) background.push_back(t.t);
   std::sort(background.begin(), background.end());
-  // A fixed window's global p is its local p: exact, without the toys' resolution limit.
+  // Beyond the toys (fewer than kTail above t): the tail of the largest t extrapolated by the form of the
+  // expected Euler characteristic of a 2-D scan's excursion set (Vitells & Gross 2011, with u = 2t):
+  //   p_global(t) = e^-t (a + b sqrt(t)),
+  // a and b fitted where the toys measure p_global's tail: where 5% and where kTail toys lie above.
+  constexpr int64_t kTail = 10;
+  const TailFit tail = fixed ? TailFit{} : fit_tail(background, kTail);
   const auto global = [&](double t) {
-    if (!fixed) return global_p(background, t);
     GlobalP g;
-    g.toys = int64_t(background.size());
-    g.p = g.p_upper = std::exp(-t);
-    g.z = g.z_lower = z_of_t(t);
+    if (fixed) {  // a fixed window's global p is its local p: exact, without the toys' resolution limit
+      g.toys = int64_t(background.size());
+      g.p = g.p_upper = std::exp(-t);
+      g.z = g.z_lower = z_of_t(t);
+      return g;
+    }
+    g = global_p(background, t);
+    if (g.at_or_above < kTail && tail.valid && t > tail.t2) {
+      const double factor = tail.a + tail.b * std::sqrt(t);
+      g.p = g.p_upper = std::exp(-t) * factor;
+      g.p_error = std::nan("");
+      g.z = g.z_lower = z_of_t(t - std::log(factor));
+    }
     return g;
   };
+  // Global Z measured by the toys up to here; past it, extrapolated by the tail fit (when it holds).
   const double resolved = global_p(background, kInf).z_lower;
+  const double reach = fixed || tail.valid ? kInf : resolved;
+  if (tail.valid)
+    r["tail_fit"] = {{"form", "p_global(t) = exp(-t) (a + b sqrt(t)), fitted to the toys at t1 and t2; used past t2"},
+                     {"a", tail.a}, {"b", tail.b}, {"t1", tail.t1}, {"t2", tail.t2},
+                     {"closure", {{"t", tail.t_check}, {"toys_p", tail.p_check_toys}, {"fit_p", tail.p_check_fit}}}};
   r["background"] = {{"toys", lee.toys},
                      {"t_quantiles", {{"0.5", quantile(background, 0.5)}, {"0.841", quantile(background, 0.8413)},
                                       {"0.977", quantile(background, 0.9772)}, {"0.99865", quantile(background, 0.99865)}}},
                      {"t_histogram", histogram_json(background, 40)},
-                     {"global_z_resolved_up_to", fixed ? json("any (exact)") : json(resolved)}};
+                     {"global_z_resolved_up_to", fixed ? json("any (exact)") : json(resolved)},
+                     {"global_z_extrapolated_past_that", !fixed && tail.valid}};
   json trials = json::array();
   for (double z : {2.0, 3.0, 4.0, 5.0}) {
     const double p_local = std::erfc(z / std::sqrt(2.0)) / 2;
@@ -129,12 +175,14 @@ json window_report(const ToyModel& model, const LeeSettings& lee, const std::vec
                          {"median_global_z", number(median_z.back())},
                          {"global_z_16", number(quantile(global_z, 0.16))},
                          {"global_z_84", number(quantile(global_z, 0.84))},
-                         {"p_global_z_3", fixed || 3 <= resolved ? json(fraction_at_least(3)) : json(nullptr)},
-                         {"p_global_z_5", fixed || 5 <= resolved ? json(fraction_at_least(5)) : json(nullptr)}});
+                         {"p_global_z_3", 3 <= reach ? json(fraction_at_least(3)) : json(nullptr)},
+                         {"p_global_z_5", 5 <= reach ? json(fraction_at_least(5)) : json(nullptr)}});
   }
   r["injection"] = std::move(injection);
-  r["sigma_min"] = {{"3", crossing(signals, median_z, 3, fixed ? kInf : resolved)},
-                    {"5", crossing(signals, median_z, 5, fixed ? kInf : resolved)}};
+  r["sigma_min"] = {{"3", crossing(signals, median_z, 3, reach)}, {"5", crossing(signals, median_z, 5, reach)}};
+  for (const char* z : {"3", "5"})  // a global Z the toys do not measure comes from the tail fit: said
+    if (!fixed && std::stod(z) > resolved && r["sigma_min"][z]["value"].is_number())
+      r["sigma_min"][z]["extrapolated"] = "global Z past " + std::to_string(resolved) + " from the tail fit";
   return r;
 }
 

@@ -13,6 +13,7 @@
 #include "runtime/communicator.h"
 #include "kernels/error.h"
 #include "tools/analysis.h"
+#include "tools/lee.h"
 #include "tools/npy.h"
 
 namespace aware {
@@ -191,6 +192,20 @@ json analyse(const RunConfig& cfg, const std::map<std::string, std::vector<float
     json r = scan_report(input, cfg.scan.settings, cfg.scan.widths, cfg.scan.luminosities, cfg.device);
     write_scan_csv(r, dir, stage + "_" + name);
     report["scan"][name] = r;
+    if (cfg.scan.toys > 0) {  // the look-elsewhere effect of this scan
+      LeeSettings lee;
+      lee.toys = cfg.scan.toys;
+      lee.injected_toys = cfg.scan.injected_toys;
+      lee.luminosity = cfg.scan.toys_luminosity;
+      lee.seed = cfg.seed;
+      lee.signals_fb = cfg.scan.inject_fb;
+      if (!cfg.scan.fixed_window.empty()) lee.window = std::array<double, 2>{cfg.scan.fixed_window[0], cfg.scan.fixed_window[1]};
+      lee.device = cfg.device;
+      const json l = lee_report(make_grid(input, cfg.scan.settings.bins), cfg.scan.settings, lee,
+                                r["R_max"].is_number() ? r["R_max"].get<double>() : 0.0);
+      write_file_atomic(dir / (stage + "_" + name + "_lee.json"), l.dump(1));
+      report["lee"][name] = l;
+    }
     if (classes == 3)
       report["scan_2d"][name] = scan_report_2d(ScanInput2D{Sample2D{s, p2.at(name), {}}, background_2d},
                                                cfg.scan.settings, cfg.scan.luminosities, cfg.device);
@@ -268,6 +283,14 @@ json run_pipeline(const RunConfig& cfg, const RunOptions& options) {
           brief["scan"][name] = {{"R_max", r["R_max"]}, {"R_max_error", r["R_max_error"]},
                                  {"window", r["best"].is_null() ? json() : json::array({r["best"]["lo"], r["best"]["hi"]})},
                                  {"reach", r["reach"]}};
+      if (report.contains("lee"))  // the reach with the look-elsewhere effect, beside Eq. 8's
+        for (const auto& [name, l] : report["lee"].items()) {
+          json b = {{"luminosity", l["luminosity"]}, {"toys", l["scanned"]["background"]["toys"]},
+                    {"eq8_sigma_min", l["eq8_sigma_min"]}, {"scanned_sigma_min", l["scanned"]["sigma_min"]},
+                    {"scanned_trials_factor_3sigma", l["scanned"]["local_to_global"][1]["trials_factor"]}};
+          if (l.contains("fixed")) b["fixed_sigma_min"] = l["fixed"]["sigma_min"], b["fixed_window"] = l["fixed"]["window"];
+          brief["scan"][name]["lee"] = b;
+        }
       if (report.contains("scan_2d"))  // three normal classes: the rectangles in (P(c0), P(c2))
         for (const auto& [name, r] : report["scan_2d"].items())
           brief["scan_2d"][name] = {{"R_max", r["R_max"]}, {"R_max_error", r["R_max_error"]},
