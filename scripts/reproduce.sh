@@ -15,15 +15,18 @@
 #   fashion     Appendix C, configs/fashion.toml (data/fashion from Debian's dataset-fashion-mnist)
 #   ratio       anomalies per normal event 0.5 and 2
 #   epochs      20 + 20 epochs, and 10 + 10 from prior_sSEED beside them
+#   lee         paper with the look-elsewhere effect: 10^4 background-only toys per class and stage at
+#               3000 fb^-1, the scanned windows and the window 0.3 < P < 0.7 fixed in advance (lee_sSEED)
 # Environment: SEEDS (default "1 2 3"), OUT (default out/repro), RECORDS (the finished runs' records, from
 # which `aware report docs/runs/repro -o docs/results` redraws the tables and density plots; default
-# docs/runs/repro with the default OUT, else OUT/records), THREADS (default: all cores).
+# docs/runs/repro with the default OUT, else OUT/records), THREADS (default: all cores), AWARE (the
+# program; default build/aware, built when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=${SEEDS:-"1 2 3"}
 RECORDS=${RECORDS:-$([[ -z ${OUT:-} ]] && echo docs/runs/repro || echo "${OUT}/records")}  # the repo's only for out/repro
 OUT=${OUT:-out/repro}
-AWARE=build/aware
+AWARE=${AWARE:-build/aware}
 [[ -x $AWARE ]] || scripts/build.sh
 threads=(); [[ -n ${THREADS:-} ]] && threads=(--threads "$THREADS")
 
@@ -105,6 +108,13 @@ group_ratio() {
   group_prior
   for ratio in 0.5 2; do
     for seed in $SEEDS; do run "ratio_$ratio" "$seed" configs/paper.toml "$(jet_prior "$seed")" --set "train.ratio=$ratio"; done
+  done
+}
+
+group_lee() {
+  group_prior
+  for seed in $SEEDS; do
+    run lee "$seed" configs/paper.toml "$(jet_prior "$seed")" --set scan.toys=10000 --set "scan.fixed_window=[0.3, 0.7]"
   done
 }
 
