@@ -131,6 +131,10 @@ TEST(Config, BadInputGivesOneClearError) {
   expect_error("[scan]\nwidths = [0.1, 1.5]\n", "scan.widths must be in (0, 1]");
   expect_error("[scan]\nluminosities = [100, inf]\n", "scan.luminosities must be an array of finite numbers");
   expect_error("[data]\nnormal = [\"top\", \"qcd\", \"w\", \"eft\"]\n", "data.normal takes two or three classes (got 4)");
+  expect_error("[scan]\ntoys = -1\n", "scan.toys must be 0 (none) to 2^32");
+  expect_error("[scan]\ninjected_toys = 0\n", "scan.injected_toys must be 1 to 2^32");
+  expect_error("[scan]\nfixed_window = [0.7, 0.3]\n", "scan.fixed_window must be [lo, hi] with 0 <= lo < hi <= 1");
+  expect_error("[scan]\ninject_fb = [1.0, -2.0]\n", "scan.inject_fb must be positive cross-sections (fb)");
   expect_error("[data]\nnormal = [\"top\", \"qcd\"]\naware = [\"w\", \"qcd\"]\n", "class 'qcd' stands twice");
   // A class that data.dir does not hold: named as such (not as a missing cross-section), with the
   // classes it does hold; for a normal class as the config is read, for every class when a run loads it.
