@@ -58,6 +58,10 @@ struct ToyModel {
   std::vector<double> signal_share;      // w_An,k / W_An (sums to 1)
   std::vector<int> first_hi;             // per lo: the smallest hi of an eligible window (bins + 1: none)
   std::vector<int> last_hi;              // per lo: the largest (bins; hi of a fixed window)
+  // Per background class c and bin k: its share of mu_k and the simulated events behind it, for toys
+  // that also resample the simulated background (ToyDraws::resample_background).
+  std::vector<std::vector<double>> class_background;
+  std::vector<std::vector<int64_t>> class_events;
   int64_t windows = 0;                   // eligible windows in all
 };
 ToyModel toy_model(const ScanGrid& grid, const ScanSettings& settings, double luminosity);
@@ -82,6 +86,11 @@ struct ToyDraws {
   double signal_fb = 0;      // sigma_S; 0: none
   int64_t first = 0;         // toys [first, first + count)
   int64_t count = 0;
+  // The finite simulated background: each toy first redraws every class's simulated events per bin,
+  // n'_ck ~ Poisson(n_ck), and draws its counts around mu'_k = sum_c mu_ck n'_ck / n_ck, while the scan
+  // still compares with the nominal mu_k: how much the simulation's own fluctuations widen the largest
+  // t. CPU only (its per-toy means need transcendentals on the device).
+  bool resample_background = false;
 };
 
 // The counts n_k of toy `toy` (bins entries).

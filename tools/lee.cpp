@@ -84,40 +84,93 @@ TailFit fit_tail(const std::vector<double>& sorted, int64_t tail) {
   return f;
 }
 
-// One kind of window: its background-only toys, the trials factor, the injection.
-json window_report(const ToyModel& model, const LeeSettings& lee, const std::vector<double>& signals, bool fixed) {
-  const bool gpu = scan_on_gpu(lee.device);
-  json r;
-  r["windows"] = model.windows;
-  std::vector<double> background;
-  for (const ToyMax& t : toys_on(model, {lee.seed, 0, 0.0, 0, lee.toys}, gpu)) background.push_back(t.t);
-  std::sort(background.begin(), background.end());
-  // Beyond the toys (fewer than kTail above t): the tail of the largest t extrapolated by the form of the
-  // expected Euler characteristic of a 2-D scan's excursion set (Vitells & Gross 2011, with u = 2t):
-  //   p_global(t) = e^-t (a + b sqrt(t)),
-  // a and b fitted where the toys measure p_global's tail: where 5% and where kTail toys lie above.
-  constexpr int64_t kTail = 10;
-  const TailFit tail = fixed ? TailFit{} : fit_tail(background, kTail);
-  const auto global = [&](double t) {
+// The background-only distribution of the largest t, and the global p of a t against it: counted in
+// the toys; beyond them (fewer than kTail above t) the tail extrapolated by the form of the expected
+// Euler characteristic of a 2-D scan's excursion set (Vitells & Gross 2011, with u = 2t),
+//   p_global(t) = e^-t (a + b sqrt(t)),
+// a and b fitted where the toys measure p_global's tail. For a window fixed in advance (`exact`) the
+// global p is the local one, e^-t.
+class Reference {
+ public:
+  static constexpr int64_t kTail = 10;
+  Reference(std::vector<double> t, bool exact) : sorted_(std::move(t)), exact_(exact) {
+    std::sort(sorted_.begin(), sorted_.end());
+    if (!exact_) tail_ = fit_tail(sorted_, kTail);
+    resolved_ = global_p(sorted_, kInf).z_lower;
+  }
+  GlobalP global(double t) const {
     GlobalP g;
-    if (fixed) {  // a fixed window's global p is its local p: exact, without the toys' resolution limit
-      g.toys = int64_t(background.size());
+    if (exact_) {
+      g.toys = int64_t(sorted_.size());
       g.p = g.p_upper = std::exp(-t);
       g.z = g.z_lower = z_of_t(t);
       return g;
     }
-    g = global_p(background, t);
-    if (g.at_or_above < kTail && tail.valid && t > tail.t2) {
-      const double factor = tail.a + tail.b * std::sqrt(t);
+    g = global_p(sorted_, t);
+    if (g.at_or_above < kTail && tail_.valid && t > tail_.t2) {
+      const double factor = tail_.a + tail_.b * std::sqrt(t);
       g.p = g.p_upper = std::exp(-t) * factor;
       g.p_error = std::nan("");
       g.z = g.z_lower = z_of_t(t - std::log(factor));
     }
     return g;
-  };
-  // Global Z measured by the toys up to here; past it, extrapolated by the tail fit (when it holds).
-  const double resolved = global_p(background, kInf).z_lower;
-  const double reach = fixed || tail.valid ? kInf : resolved;
+  }
+  // The global Z the toys measure; the one up to which an answer exists (beyond: the tail fit).
+  double resolved() const { return resolved_; }
+  double reach() const { return exact_ || tail_.valid ? kInf : resolved_; }
+  const std::vector<double>& sorted() const { return sorted_; }
+  const TailFit& tail() const { return tail_; }
+  bool exact() const { return exact_; }
+
+  json local_to_global(std::initializer_list<double> zs) const {
+    json out = json::array();
+    for (double z : zs) {
+      const double p_local = std::erfc(z / std::sqrt(2.0)) / 2;
+      const GlobalP g = global(-std::log(p_local));
+      out.push_back({{"local_z", z}, {"local_p", p_local}, {"global_p", g.p}, {"global_p_error", number(g.p_error)},
+                     {"global_p_upper", g.p_upper}, {"global_z", number(g.z)}, {"global_z_at_least", g.z_lower},
+                     {"trials_factor", g.at_or_above > 0 || exact_ || std::isnan(g.p_error) ? json(g.p / p_local) : json(nullptr)}});
+    }
+    return out;
+  }
+  // sigma_min at a median global 3 and 5 sigma from the injected toys' largest t, one vector a signal.
+  json sigma_min(const std::vector<double>& signals, const std::vector<std::vector<double>>& injected_t) const {
+    std::vector<double> median_z;
+    for (const auto& t : injected_t) {
+      std::vector<double> z;
+      for (double x : t) z.push_back(global(x).z);
+      std::sort(z.begin(), z.end());
+      median_z.push_back(quantile(z, 0.5));
+    }
+    json out = {{"3", crossing(signals, median_z, 3, reach())}, {"5", crossing(signals, median_z, 5, reach())}};
+    for (const char* z : {"3", "5"})  // a global Z the toys do not measure comes from the tail fit: said
+      if (!exact_ && std::stod(z) > resolved_ && out[z]["value"].is_number())
+        out[z]["extrapolated"] = "global Z past " + std::to_string(resolved_) + " from the tail fit";
+    return out;
+  }
+
+ private:
+  std::vector<double> sorted_;
+  bool exact_;
+  TailFit tail_;
+  double resolved_ = 0;
+};
+
+std::vector<double> largest_t(const std::vector<ToyMax>& toys) {
+  std::vector<double> t;
+  for (const ToyMax& x : toys) t.push_back(x.t);
+  return t;
+}
+
+// One kind of window: its background-only toys, the trials factor, the injection; and the same with
+// the simulated background resampled in every toy (CPU).
+json window_report(const ToyModel& model, const LeeSettings& lee, const std::vector<double>& signals, bool fixed) {
+  const bool gpu = scan_on_gpu(lee.device);
+  json r;
+  r["windows"] = model.windows;
+  const Reference ref(largest_t(toys_on(model, {lee.seed, 0, 0.0, 0, lee.toys}, gpu)), fixed);
+  const std::vector<double>& background = ref.sorted();
+  const TailFit& tail = ref.tail();
   if (tail.valid)
     r["tail_fit"] = {{"form", "p_global(t) = exp(-t) (a + b sqrt(t)), fitted to the toys at t1 and t2; used past t2"},
                      {"a", tail.a}, {"b", tail.b}, {"t1", tail.t1}, {"t2", tail.t2},
@@ -126,63 +179,59 @@ json window_report(const ToyModel& model, const LeeSettings& lee, const std::vec
                      {"t_quantiles", {{"0.5", quantile(background, 0.5)}, {"0.841", quantile(background, 0.8413)},
                                       {"0.977", quantile(background, 0.9772)}, {"0.99865", quantile(background, 0.99865)}}},
                      {"t_histogram", histogram_json(background, 40)},
-                     {"global_z_resolved_up_to", fixed ? json("any (exact)") : json(resolved)},
+                     {"global_z_resolved_up_to", fixed ? json("any (exact)") : json(ref.resolved())},
                      {"global_z_extrapolated_past_that", !fixed && tail.valid}};
-  json trials = json::array();
-  for (double z : {2.0, 3.0, 4.0, 5.0}) {
-    const double p_local = std::erfc(z / std::sqrt(2.0)) / 2;
-    const GlobalP g = global(-std::log(p_local));
-    trials.push_back({{"local_z", z}, {"local_p", p_local}, {"global_p", g.p}, {"global_p_error", g.p_error},
-                      {"global_p_upper", g.p_upper}, {"global_z", number(g.z)}, {"global_z_at_least", g.z_lower},
-                      {"trials_factor", g.at_or_above > 0 || fixed ? json(g.p / p_local) : json(nullptr)}});
-  }
-  r["local_to_global"] = std::move(trials);
+  r["local_to_global"] = ref.local_to_global({2.0, 3.0, 4.0, 5.0});
   if (!lee.observed.empty()) {
     const ToyMax o = scan_counts(model, lee.observed);
-    const GlobalP g = global(o.t);
-    const double p_local = std::exp(-o.t);
+    const GlobalP g = ref.global(o.t);
     r["observed"] = {{"t", o.t},
                      {"window", o.lo < 0 ? json(nullptr) : json({double(o.lo) / model.bins, double(o.hi) / model.bins})},
                      {"window_bins", {o.lo, o.hi}},
                      {"observed_events", o.observed},
                      {"expected_events", o.expected},
-                     {"local_p", p_local},
+                     {"local_p", std::exp(-o.t)},
                      {"local_z", number(o.t > 0 ? z_of_t(o.t) : -kInf)},
                      {"global_p", g.p},
-                     {"global_p_error", g.p_error},
+                     {"global_p_error", number(g.p_error)},
                      {"global_p_upper", g.p_upper},
                      {"global_z", number(g.z)},
                      {"global_z_at_least", g.z_lower}};
   }
   json injection = json::array();
-  std::vector<double> median_z;
+  std::vector<std::vector<double>> injected_t;
   for (size_t j = 0; j < signals.size(); ++j) {
-    std::vector<double> local_z, global_z, t;
-    for (const ToyMax& x : toys_on(model, {lee.seed, uint32_t(j + 1), signals[j], 0, lee.injected_toys}, gpu)) {
-      t.push_back(x.t);
-      local_z.push_back(x.t > 0 ? z_of_t(x.t) : -kInf);
-      global_z.push_back(global(x.t).z);
-    }
+    std::vector<double> t = largest_t(toys_on(model, {lee.seed, uint32_t(j + 1), signals[j], 0, lee.injected_toys}, gpu));
+    std::vector<double> local_z, global_z;
+    for (double x : t) local_z.push_back(x > 0 ? z_of_t(x) : -kInf), global_z.push_back(ref.global(x).z);
+    injected_t.push_back(t);
     std::sort(t.begin(), t.end()), std::sort(local_z.begin(), local_z.end()), std::sort(global_z.begin(), global_z.end());
     const auto fraction_at_least = [&](double z) {
       return double(global_z.end() - std::lower_bound(global_z.begin(), global_z.end(), z)) / double(global_z.size());
     };
-    median_z.push_back(quantile(global_z, 0.5));
     injection.push_back({{"signal_fb", signals[j]},
                          {"signal_events", signals[j] * model.luminosity},
                          {"median_t", quantile(t, 0.5)},
                          {"median_local_z", number(quantile(local_z, 0.5))},
-                         {"median_global_z", number(median_z.back())},
+                         {"median_global_z", number(quantile(global_z, 0.5))},
                          {"global_z_16", number(quantile(global_z, 0.16))},
                          {"global_z_84", number(quantile(global_z, 0.84))},
-                         {"p_global_z_3", 3 <= reach ? json(fraction_at_least(3)) : json(nullptr)},
-                         {"p_global_z_5", 5 <= reach ? json(fraction_at_least(5)) : json(nullptr)}});
+                         {"p_global_z_3", 3 <= ref.reach() ? json(fraction_at_least(3)) : json(nullptr)},
+                         {"p_global_z_5", 5 <= ref.reach() ? json(fraction_at_least(5)) : json(nullptr)}});
   }
   r["injection"] = std::move(injection);
-  r["sigma_min"] = {{"3", crossing(signals, median_z, 3, reach)}, {"5", crossing(signals, median_z, 5, reach)}};
-  for (const char* z : {"3", "5"})  // a global Z the toys do not measure comes from the tail fit: said
-    if (!fixed && std::stod(z) > resolved && r["sigma_min"][z]["value"].is_number())
-      r["sigma_min"][z]["extrapolated"] = "global Z past " + std::to_string(resolved) + " from the tail fit";
+  r["sigma_min"] = ref.sigma_min(signals, injected_t);
+  // The simulated background is a sample too: the same background-only toys drawn around a resampled
+  // expectation (scanned against the nominal one) give the reference a finite simulation allows.
+  ToyDraws resampled{lee.seed, 0, 0.0, 0, lee.toys};
+  resampled.resample_background = true;
+  const Reference wide(largest_t(run_toys(model, resampled)), false);
+  r["finite_simulation"] = {
+      {"method", "every background-only toy first redraws each class's simulated events per bin (Poisson), "
+                 "then its counts around that expectation; scanned against the nominal expectation"},
+      {"t_quantiles", {{"0.5", quantile(wide.sorted(), 0.5)}, {"0.977", quantile(wide.sorted(), 0.9772)}}},
+      {"local_to_global", wide.local_to_global({3.0, 5.0})},
+      {"sigma_min", wide.sigma_min(signals, injected_t)}};
   return r;
 }
 
@@ -218,6 +267,25 @@ json lee_report(const ScanGrid& grid, const ScanSettings& settings, const LeeSet
   }
   r["eq8_sigma_min"] = {{"3", R_max > 0 ? json(sigma_min(R_max, grid.sigma_b_fb, lee.luminosity, 3)) : json(nullptr)},
                         {"5", number(eq8_5)}};
+  // The simulated background's own statistical error in R_max's window, against the Poisson error of the
+  // events expected there: where the first is larger, the simulation, not the data, limits the search.
+  if (const std::optional<Window> best = best_window(grid, settings)) {
+    double b = 0, var = 0;
+    for (size_t c = 0; c < scanned.class_events.size(); ++c) {
+      double mu = 0;
+      int64_t n = 0;
+      for (int k = best->lo; k < best->hi; ++k) mu += scanned.class_background[c][size_t(k)], n += scanned.class_events[c][size_t(k)];
+      b += mu;
+      if (n > 0) var += mu * mu / double(n);
+    }
+    const double sd = std::sqrt(var), poisson = std::sqrt(b);
+    r["finite_simulation"] = {{"window", {best->p_lo, best->p_hi}},
+                              {"background_events", b},
+                              {"poisson_sd", poisson},
+                              {"simulation_sd", sd},
+                              {"simulation_over_poisson", sd / poisson},
+                              {"luminosity_where_equal", sd > 0 ? json(lee.luminosity * b / var) : json(nullptr)}};
+  }
   r["scanned"] = window_report(scanned, lee, signals, false);
   if (lee.window) {
     const int lo = int(std::lround((*lee.window)[0] * grid.bins)), hi = int(std::lround((*lee.window)[1] * grid.bins));

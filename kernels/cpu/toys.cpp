@@ -25,10 +25,16 @@ ToyModel toy_model(const ScanGrid& g, const ScanSettings& settings, double lumin
   m.background.assign(size_t(g.bins), 0.0);
   m.signal_share.assign(size_t(g.bins), 0.0);
   m.background_prefix.assign(size_t(g.bins) + 1, 0.0);
+  m.class_background.assign(g.background.size(), std::vector<double>(size_t(g.bins)));
+  m.class_events.assign(g.background.size(), std::vector<int64_t>(size_t(g.bins)));
   for (int k = 0; k < g.bins; ++k) {
     double b = 0;
-    for (size_t c = 0; c < g.background.size(); ++c)  // in class order, as b of the scan
-      b += g.sigma_fb[c] * ((g.background[c].weight[k + 1] - g.background[c].weight[k]) / g.background[c].weight.back());
+    for (size_t c = 0; c < g.background.size(); ++c) {  // in class order, as b of the scan
+      const double share = g.sigma_fb[c] * ((g.background[c].weight[k + 1] - g.background[c].weight[k]) / g.background[c].weight.back());
+      b += share;
+      m.class_background[c][size_t(k)] = luminosity * share;
+      m.class_events[c][size_t(k)] = g.background[c].count[k + 1] - g.background[c].count[k];
+    }
     m.background[size_t(k)] = luminosity * b;
     m.background_prefix[size_t(k) + 1] = m.background_prefix[size_t(k)] + m.background[size_t(k)];
     m.signal_share[size_t(k)] = (g.anomaly.weight[k + 1] - g.anomaly.weight[k]) / g.anomaly.weight.back();
@@ -84,7 +90,18 @@ void draw_toy(const ToyModel& m, const ToyDraws& d, int64_t toy, std::span<int64
                                              std::to_string(m.bins));
   const double signal_events = d.signal_fb * m.luminosity;
   for (int k = 0; k < m.bins; ++k) {
-    const PoissonConstants c = poisson_constants(m.background[size_t(k)] + signal_events * m.signal_share[size_t(k)]);
+    double mean = m.background[size_t(k)];
+    if (d.resample_background) {  // the simulation redrawn first, on counters of their own (bit 31)
+      mean = 0;
+      for (size_t c = 0; c < m.class_events.size(); ++c) {
+        const int64_t n = m.class_events[c][size_t(k)];
+        if (n == 0) continue;
+        const int64_t redrawn = poisson_draw(poisson_constants(double(n)), d.seed, uint32_t(k), uint32_t(toy),
+                                             d.stream ^ 0x80000000u ^ (uint32_t(c) << 24));
+        mean += m.class_background[c][size_t(k)] * double(redrawn) / double(n);
+      }
+    }
+    const PoissonConstants c = poisson_constants(mean + signal_events * m.signal_share[size_t(k)]);
     counts[size_t(k)] = poisson_draw(c, d.seed, uint32_t(k), uint32_t(toy), d.stream);
   }
 }

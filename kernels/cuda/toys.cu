@@ -147,6 +147,7 @@ __global__ void candidates_kernel(const long long* __restrict__ prefix, const do
 
 std::vector<ToyMax> run_toys(const ToyModel& m, const ToyDraws& d) {
   check(d.count >= 0 && d.first >= 0 && d.first + d.count <= (int64_t(1) << 32), "toys (cuda): toy numbers must lie in [0, 2^32)");
+  check(!d.resample_background, "toys (cuda): resampling the simulated background runs on the CPU");
   const int bins = m.bins;
   const double signal_events = d.signal_fb * m.luminosity;
   std::vector<PoissonConstants> constants(static_cast<size_t>(bins));
