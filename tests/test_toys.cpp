@@ -189,6 +189,36 @@ TEST(Toys, AFixedWindowsGlobalPValueIsItsLocalOne) {
   EXPECT_THROW(fixed_window_model(scanned, 70, 30), Error);
 }
 
+// Resampling the simulation: each bin's counts keep their mean and gain the simulation's variance,
+// mu + sum_c mu_c^2 / n_c (a Poisson compound).
+TEST(Toys, ResampledBackgroundAddsTheSimulationsVariance) {
+  const Scores s = make_scores(500, 9);
+  const ScanGrid grid = make_scan_grid(s, 20);
+  const ToyModel m = toy_model(grid, ScanSettings{}, 0.3);
+  ToyDraws d{2, 0, 0.0, 0, 0};
+  d.resample_background = true;
+  const int toys = 6000;
+  std::vector<int64_t> counts(20);
+  std::vector<double> sum(20, 0), sum2(20, 0);
+  for (int t = 0; t < toys; ++t) {
+    draw_toy(m, d, t, counts);
+    for (size_t k = 0; k < 20; ++k) sum[k] += double(counts[k]), sum2[k] += double(counts[k]) * double(counts[k]);
+  }
+  int checked = 0;
+  for (size_t k = 0; k < 20; ++k) {
+    double want_var = m.background[k];
+    for (size_t c = 0; c < m.class_events.size(); ++c)
+      if (m.class_events[c][k] > 0) want_var += m.class_background[c][k] * m.class_background[c][k] / double(m.class_events[c][k]);
+    if (m.background[k] < 50) continue;
+    const double mean = sum[k] / toys, var = sum2[k] / toys - mean * mean;
+    EXPECT_NEAR(mean, m.background[k], 5 * std::sqrt(want_var / toys)) << "bin " << k;
+    EXPECT_NEAR(var, want_var, 0.15 * want_var) << "bin " << k;
+    EXPECT_GT(want_var, 2 * m.background[k]);  // the simulation dominates here: the test can tell
+    ++checked;
+  }
+  EXPECT_GE(checked, 5);
+}
+
 TEST(Toys, GlobalPAndZ) {
   const std::vector<double> t{0.5, 1.0, 1.0, 2.0};
   const GlobalP a = global_p(t, 1.0);
