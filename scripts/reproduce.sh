@@ -31,7 +31,7 @@ AWARE=${AWARE:-build/aware}
 threads=(); [[ -n ${THREADS:-} ]] && threads=(--threads "$THREADS")
 
 # run NAME SEED CONFIG [aware run options...]; a finished run's record (its config, summary and log:
-# every number and histogram the report needs, 30 kB) is copied to RECORDS.
+# every number and histogram the report needs, 30 kB; and its look-elsewhere reports) is copied to RECORDS.
 run() {
   local name=$1 seed=$2 config=$3; shift 3
   local dir=$OUT/${name}_s$seed
@@ -42,6 +42,8 @@ run() {
   fi
   mkdir -p "$RECORDS/${name}_s$seed"
   cp "$dir/config.toml" "$dir/summary.json" "$dir/log.jsonl" "$RECORDS/${name}_s$seed/"
+  # The look-elsewhere reports (runs with [scan] toys), 40 kB a class and stage.
+  if compgen -G "$dir/analysis/*_lee.json" > /dev/null; then cp "$dir"/analysis/*_lee.json "$RECORDS/${name}_s$seed/"; fi
 }
 list() { local IFS=,; local s="$*"; echo "[\"${s//,/\",\"}\"]"; }  # list a b -> ["a","b"] (TOML)
 jet_prior() { echo "--prior=$OUT/prior_s$1/prior.ckpt"; }  # group_prior runs them
