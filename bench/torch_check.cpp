@@ -8,7 +8,7 @@
 #include "kernels/softmax_xent.h"
 #include "model/model.h"
 #include "model/data.h"
-#include "tools/npy.h"
+#include "runtime/npy.h"
 
 #include <cstdlib>
 using namespace aware;

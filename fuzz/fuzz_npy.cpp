@@ -11,7 +11,7 @@
 #include "fuzz/harness.h"
 #include "kernels/error.h"
 #include "tools/events.h"
-#include "tools/npy.h"
+#include "runtime/npy.h"
 
 namespace {
 

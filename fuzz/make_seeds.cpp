@@ -11,7 +11,7 @@
 #include "model/config.h"
 #include "model/model.h"
 #include "runtime/checkpoint.h"
-#include "tools/npy.h"
+#include "runtime/npy.h"
 
 #if defined(AWARE_HDF5)
 #include <hdf5.h>

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "model/config.h"
-#include "tools/npy.h"
+#include "runtime/npy.h"
 
 namespace aware {
 

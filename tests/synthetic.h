@@ -10,7 +10,7 @@
 #include <unistd.h>
 #include <vector>
 
-#include "tools/npy.h"
+#include "runtime/npy.h"
 
 namespace aware::testing {
 

@@ -11,7 +11,7 @@
 
 #include "runtime/checkpoint.h"
 #include "synthetic.h"
-#include "tools/npy.h"
+#include "runtime/npy.h"
 
 namespace aware {
 namespace {

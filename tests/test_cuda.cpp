@@ -16,7 +16,7 @@
 #include "kernels/toys.h"
 #include "tools/lee.h"
 #include "kernels/softmax_xent.h"
-#include "tools/npy.h"
+#include "runtime/npy.h"
 #include "model/train.h"
 #include "runtime/backend.h"
 #include "runtime/communicator.h"

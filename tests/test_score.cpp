@@ -10,7 +10,7 @@
 #include "runtime/checkpoint.h"
 #include "synthetic.h"
 #include "tools/events.h"
-#include "tools/npy.h"
+#include "runtime/npy.h"
 
 #if defined(AWARE_HDF5)
 #include <hdf5.h>

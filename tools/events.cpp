@@ -17,7 +17,7 @@
 #include <unordered_set>
 
 #include "kernels/error.h"
-#include "tools/npy.h"
+#include "runtime/npy.h"
 
 #if defined(AWARE_HDF5)
 #include <hdf5.h>

@@ -22,7 +22,7 @@
 #include "kernels/error.h"
 #include "tools/analysis.h"
 #include "tools/lee.h"
-#include "tools/npy.h"
+#include "runtime/npy.h"
 #include "tools/pipeline.h"
 #include "tools/events.h"
 #include "tools/score.h"

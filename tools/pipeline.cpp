@@ -14,7 +14,7 @@
 #include "kernels/error.h"
 #include "tools/analysis.h"
 #include "tools/lee.h"
-#include "tools/npy.h"
+#include "runtime/npy.h"
 
 namespace aware {
 namespace {

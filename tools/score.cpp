@@ -16,7 +16,7 @@
 #include "kernels/error.h"
 #include "runtime/progress.h"
 #include "tools/events.h"
-#include "tools/npy.h"
+#include "runtime/npy.h"
 
 namespace aware {
 namespace {

@@ -1,4 +1,5 @@
-// Reading and writing float32 arrays in numpy's .npy format (and reading .npy.gz).
+// Reading and writing float32 arrays in numpy's .npy format (and reading .npy.gz). On the runtime floor,
+// beside checkpoints: the data loading of model/ and every tool read through it.
 //
 // Only little-endian float32 in C order is accepted: that is what the training scripts write, and
 // rejecting everything else up front is cheaper than discovering a silently reinterpreted array later.

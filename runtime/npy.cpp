@@ -1,4 +1,4 @@
-#include "tools/npy.h"
+#include "runtime/npy.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
