@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "kernels/hd.h"
+#include "kernels/poisson.h"
 #include "kernels/scan.h"
 
 namespace aware {
@@ -93,6 +94,9 @@ struct ToyDraws {
   bool resample_background = false;
 };
 
+// The Poisson constants of every bin's mean: mu_k + s_k, with mu_k redrawn from the simulation for toy
+// `toy` when the draws resample it. Computed on the host for both twins (the GPU uploads them).
+std::vector<PoissonConstants> toy_constants(const ToyModel& model, const ToyDraws& draws, int64_t toy = 0);
 // The counts n_k of toy `toy` (bins entries).
 void draw_toy(const ToyModel& model, const ToyDraws& draws, int64_t toy, std::span<int64_t> counts);
 // The largest t of the scan of given counts.

@@ -666,9 +666,9 @@ TEST_F(CudaTest, ToysEqualTheCpus) {
   lee.observed.assign(40, 0);
   for (size_t k = 0; k < 40; ++k) lee.observed[k] = int64_t(k % 7) * 30 + 20;
   lee.device = "cuda";
-  nlohmann::json on_gpu = lee_report(grid, settings, lee, 1.3);
+  nlohmann::json on_gpu = lee_report(grid, settings, lee);
   lee.device = "cpu";
-  nlohmann::json on_cpu = lee_report(grid, settings, lee, 1.3);
+  nlohmann::json on_cpu = lee_report(grid, settings, lee);
   EXPECT_EQ(on_gpu["device"], "cuda");
   on_gpu.erase("device"), on_cpu.erase("device");
   EXPECT_EQ(on_gpu, on_cpu);

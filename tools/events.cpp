@@ -146,8 +146,8 @@ class Hdf5Dataset {
     space_id_.id = H5Dget_space(dataset_id_.id);
     const int rank = H5Sget_simple_extent_ndims(space_id_.id);
     check(rank == 2 || rank == 3, where_ + ": expected events (N, H, W) or (N, F), got rank " + std::to_string(rank));
-    std::vector<hsize_t> dims(static_cast<size_t>(rank));
-    check(H5Sget_simple_extent_dims(space_id_.id, dims.data(), nullptr) == rank, where_ + ": unreadable extent");
+    std::vector<hsize_t> dims(static_cast<size_t>(rank)), max_dims(static_cast<size_t>(rank));
+    check(H5Sget_simple_extent_dims(space_id_.id, dims.data(), max_dims.data()) == rank, where_ + ": unreadable extent");
     // An event must fit a chunk's buffer and the whole extent an int64 count of values.
     hsize_t row = 1;
     for (int i = 1; i < rank; ++i) {
@@ -156,7 +156,7 @@ class Hdf5Dataset {
       row *= dims[size_t(i)];
     }
     check(dims[0] <= (hsize_t(1) << 62) / row, where_ + ": " + extent_string(dims, 0) + " is too large");
-    check_storage(dims[0] * row, H5Tget_size(type.id));
+    check_storage(dims, max_dims, dims[0] * row, H5Tget_size(type.id));
     shape_.assign(dims.begin(), dims.end());
   }
   const std::vector<int64_t>& shape() const { return shape_; }
@@ -183,9 +183,9 @@ class Hdf5Dataset {
   }
 
   // libhdf5 1.10 trusts a dataset's layout message: a compact dataset that stores fewer bytes than its
-  // extent needs, or contiguous data said to lie beyond the end of the file, is read out of bounds -- a
-  // crash, not an error (found by fuzz/fuzz_hdf5). Both are checked against the file before any read.
-  void check_storage(hsize_t values, size_t value_bytes) {
+  // extent needs, contiguous data said to lie beyond the end of the file, or chunks sized past 32 bits are
+  // read out of bounds -- a crash, not an error (found by fuzz/fuzz_hdf5). Each is checked before any read.
+  void check_storage(const std::vector<hsize_t>& dims, const std::vector<hsize_t>& max, hsize_t values, size_t value_bytes) {
     const Handle plist{H5Dget_create_plist(dataset_id_.id), H5Pclose};
     const H5D_layout_t layout = H5Pget_layout(plist.id);
     check(layout != H5D_LAYOUT_ERROR && value_bytes > 0, where_ + ": unreadable layout");
@@ -199,12 +199,9 @@ class Hdf5Dataset {
     } else if (layout == H5D_CHUNKED) {
       // A chunk's dimensions (each within a fixed dimension's size, the chunk under 4 GiB, as
       // H5Dcreate requires): libhdf5 1.10 sizes its chunk buffer from them in 32 bits, unchecked.
-      const int rank = int(shape_rank());
-      const size_t n = static_cast<size_t>(rank);
-      std::vector<hsize_t> chunk(n), dims(n), max(n);
-      check(H5Pget_chunk(plist.id, rank, chunk.data()) == rank &&
-                H5Sget_simple_extent_dims(space_id_.id, dims.data(), max.data()) == rank,
-            corrupt + "unreadable chunk layout");
+      const int rank = int(dims.size());
+      std::vector<hsize_t> chunk(dims.size());
+      check(H5Pget_chunk(plist.id, rank, chunk.data()) == rank, corrupt + "unreadable chunk layout");
       hsize_t bytes = value_bytes;
       for (int i = 0; i < rank; ++i) {
         const hsize_t c = chunk[size_t(i)];
@@ -230,8 +227,6 @@ class Hdf5Dataset {
                   std::to_string(offset) + ") does not lie within the file's " + std::to_string(file_size) + " bytes");
     }
   }
-
-  int shape_rank() const { return H5Sget_simple_extent_ndims(space_id_.id); }
 
   // An IEEE-like float of 2, 4 or 8 bytes whose fields lie within it: libhdf5 sizes its buffers by the
   // type's size and converts by its fields, as the file states them.

@@ -237,9 +237,12 @@ json window_report(const ToyModel& model, const LeeSettings& lee, const std::vec
 
 }  // namespace
 
-json lee_report(const ScanGrid& grid, const ScanSettings& settings, const LeeSettings& lee, double R_max) {
+json lee_report(const ScanGrid& grid, const ScanSettings& settings, const LeeSettings& lee) {
   check(lee.toys >= 1 && lee.injected_toys >= 1, "toys: at least one background-only and one injected toy");
   const ToyModel scanned = toy_model(grid, settings, lee.luminosity);
+  // R_max's window: Eq. 8's reach (and the default injected cross-sections), and the simulation's error.
+  const std::optional<Window> best = best_window(grid, settings);
+  const double R_max = best ? best->R : 0.0;
   std::vector<double> signals = lee.signals_fb;
   const double eq8_5 = R_max > 0 ? sigma_min(R_max, grid.sigma_b_fb, lee.luminosity, 5) : std::nan("");
   if (signals.empty()) {
@@ -269,7 +272,7 @@ json lee_report(const ScanGrid& grid, const ScanSettings& settings, const LeeSet
                         {"5", number(eq8_5)}};
   // The simulated background's own statistical error in R_max's window, against the Poisson error of the
   // events expected there: where the first is larger, the simulation, not the data, limits the search.
-  if (const std::optional<Window> best = best_window(grid, settings)) {
+  if (best) {
     double b = 0, var = 0;
     for (size_t c = 0; c < scanned.class_events.size(); ++c) {
       double mu = 0;

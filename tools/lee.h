@@ -32,7 +32,7 @@ struct LeeSettings {
 // median global 3 and 5 sigma -- null where the toys do not resolve it, saying so -- beside Eq. 8's;
 // with observed counts, their largest t, its window, and its local and global p and Z. The expected (and
 // observed) events per bin are written too, for other tools (scripts/compare_bumphunter.py).
-// R_max: the scan's best R (Eq. 8's reach and the default grid of injected cross-sections).
-nlohmann::json lee_report(const ScanGrid& grid, const ScanSettings& settings, const LeeSettings& lee, double R_max);
+// Eq. 8's reach, and the default grid of injected cross-sections, come from R_max of the same grid.
+nlohmann::json lee_report(const ScanGrid& grid, const ScanSettings& settings, const LeeSettings& lee);
 
 }  // namespace aware

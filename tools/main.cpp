@@ -270,8 +270,7 @@ int cmd_scan(const std::vector<std::string>& anomalies, const std::vector<std::s
       const ScanInput input{Sample{s, {}}, bg};
       LeeSettings on_device = lee;
       on_device.device = device;
-      const json l = lee_report(make_grid(input, settings.bins), settings, on_device,
-                                r["R_max"].is_number() ? r["R_max"].get<double>() : 0.0);
+      const json l = lee_report(make_grid(input, settings.bins), settings, on_device);
       write_file_atomic(out / (name + "_lee.json"), l.dump(1));
       const auto said = [](const json& x) {
         return x["value"].is_number() ? std::to_string(x["value"].get<double>()) + " fb" : std::string("unresolved");

@@ -201,8 +201,7 @@ json analyse(const RunConfig& cfg, const std::map<std::string, std::vector<float
       lee.signals_fb = cfg.scan.inject_fb;
       if (!cfg.scan.fixed_window.empty()) lee.window = std::array<double, 2>{cfg.scan.fixed_window[0], cfg.scan.fixed_window[1]};
       lee.device = cfg.device;
-      const json l = lee_report(make_grid(input, cfg.scan.settings.bins), cfg.scan.settings, lee,
-                                r["R_max"].is_number() ? r["R_max"].get<double>() : 0.0);
+      const json l = lee_report(make_grid(input, cfg.scan.settings.bins), cfg.scan.settings, lee);
       write_file_atomic(dir / (stage + "_" + name + "_lee.json"), l.dump(1));
       report["lee"][name] = l;
     }

@@ -85,10 +85,9 @@ double local_statistic(int64_t observed, double expected) {
   return w * w / 2 + std::log(w * std::sqrt(2 * M_PI)) - std::log1p(-1 / (w * w) + 3 / (w * w * w * w));
 }
 
-void draw_toy(const ToyModel& m, const ToyDraws& d, int64_t toy, std::span<int64_t> counts) {
-  check(counts.size() == size_t(m.bins), "toys: counts for " + std::to_string(counts.size()) + " bins, the model has " +
-                                             std::to_string(m.bins));
+std::vector<PoissonConstants> toy_constants(const ToyModel& m, const ToyDraws& d, int64_t toy) {
   const double signal_events = d.signal_fb * m.luminosity;
+  std::vector<PoissonConstants> constants(static_cast<size_t>(m.bins));
   for (int k = 0; k < m.bins; ++k) {
     double mean = m.background[size_t(k)];
     if (d.resample_background) {  // the simulation redrawn first, on counters of their own (bit 31)
@@ -101,9 +100,24 @@ void draw_toy(const ToyModel& m, const ToyDraws& d, int64_t toy, std::span<int64
         mean += m.class_background[c][size_t(k)] * double(redrawn) / double(n);
       }
     }
-    const PoissonConstants c = poisson_constants(mean + signal_events * m.signal_share[size_t(k)]);
-    counts[size_t(k)] = poisson_draw(c, d.seed, uint32_t(k), uint32_t(toy), d.stream);
+    constants[size_t(k)] = poisson_constants(mean + signal_events * m.signal_share[size_t(k)]);
   }
+  return constants;
+}
+
+namespace {
+
+void draw_with(const std::vector<PoissonConstants>& constants, const ToyDraws& d, int64_t toy, std::span<int64_t> counts) {
+  for (size_t k = 0; k < constants.size(); ++k)
+    counts[k] = poisson_draw(constants[k], d.seed, uint32_t(k), uint32_t(toy), d.stream);
+}
+
+}  // namespace
+
+void draw_toy(const ToyModel& m, const ToyDraws& d, int64_t toy, std::span<int64_t> counts) {
+  check(counts.size() == size_t(m.bins), "toys: counts for " + std::to_string(counts.size()) + " bins, the model has " +
+                                             std::to_string(m.bins));
+  draw_with(toy_constants(m, d, toy), d, toy, counts);
 }
 
 ToyMax scan_counts(const ToyModel& m, std::span<const int64_t> counts) {
@@ -154,12 +168,17 @@ std::vector<ToyMax> run_toys(const ToyModel& m, const ToyDraws& d) {
   check(d.count >= 0 && d.first >= 0 && d.first + d.count <= (int64_t(1) << 32),
         "toys: toy numbers must lie in [0, 2^32)");
   std::vector<ToyMax> out(size_t(d.count));
+  // The bins' constants once for all toys, unless each toy redraws the simulation behind them.
+  const std::vector<PoissonConstants> shared = d.resample_background ? std::vector<PoissonConstants>{} : toy_constants(m, d);
 #pragma omp parallel
   {
     std::vector<int64_t> counts(size_t(m.bins));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t i = 0; i < d.count; ++i) {
-      draw_toy(m, d, d.first + i, counts);
+      if (d.resample_background)
+        draw_toy(m, d, d.first + i, counts);
+      else
+        draw_with(shared, d, d.first + i, counts);
       out[size_t(i)] = scan_counts(m, counts);
     }
   }

@@ -149,10 +149,7 @@ std::vector<ToyMax> run_toys(const ToyModel& m, const ToyDraws& d) {
   check(d.count >= 0 && d.first >= 0 && d.first + d.count <= (int64_t(1) << 32), "toys (cuda): toy numbers must lie in [0, 2^32)");
   check(!d.resample_background, "toys (cuda): resampling the simulated background runs on the CPU");
   const int bins = m.bins;
-  const double signal_events = d.signal_fb * m.luminosity;
-  std::vector<PoissonConstants> constants(static_cast<size_t>(bins));
-  for (int k = 0; k < bins; ++k)  // on the host, as draw_toy computes them: the same doubles
-    constants[size_t(k)] = poisson_constants(m.background[size_t(k)] + signal_events * m.signal_share[size_t(k)]);
+  const std::vector<PoissonConstants> constants = toy_constants(m, d);  // the CPU's doubles
   const auto d_constants = upload(constants);
   const auto d_background = upload(m.background_prefix);
   const auto d_first = upload(m.first_hi), d_last = upload(m.last_hi);
