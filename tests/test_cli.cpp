@@ -122,6 +122,19 @@ TEST_F(CliTest, ReportDrawsTheFiguresOfTheRunsItFinds) {
   // The window curves need the analysis files: not drawn (and said so) rather than drawn empty.
   EXPECT_FALSE(std::filesystem::exists(dir / "from_record" / "fig10_window_curves.png"));
 
+  // A run with toys (scripts/reproduce.sh lee) adds the look-elsewhere table and figures.
+  r = run("run " + config + " --set scan.toys=200 --set scan.injected_toys=10 --set 'scan.fixed_window=[0.3,0.7]' -o " +
+          (dir / "runs" / "lee_s1").string() + " -q");
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = run("report " + (dir / "runs").string() + " -o " + (dir / "report").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* f : {"lee_statistic.png", "lee_injection.png"})
+    EXPECT_GT(std::filesystem::file_size(dir / "report" / f), 100u) << f;
+  std::ifstream tables(dir / "report" / "tables.md");
+  const std::string text(std::istreambuf_iterator<char>(tables), {});
+  EXPECT_NE(text.find("The reach with the look-elsewhere effect: sigma_min (fb) for a median global 3 sigma"),
+            std::string::npos) << text;
+
   r = run("report " + (dir / "nowhere").string() + " -o " + (dir / "report").string());
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("nowhere"), std::string::npos) << r.output;
@@ -194,10 +207,10 @@ TEST_F(CliTest, ScanInputsAreChecked) {
 TEST_F(CliTest, ScanWithToysReportsTheLookElsewhereEffect) {
   std::mt19937 rng(3);
   std::normal_distribution<float> g(0, 0.12f);
-  const auto scores = [&](const std::string& name, float centre) {
+  const auto scores = [&](const std::string& name, float centre, float width = 1) {
     std::vector<float> v(2000 * 2);
     for (size_t i = 0; i < 2000; ++i) {
-      v[2 * i] = std::clamp(centre + g(rng), 0.0f, 1.0f);
+      v[2 * i] = std::clamp(centre + width * g(rng), 0.0f, 1.0f);
       v[2 * i + 1] = 1 - v[2 * i];
     }
     save_npy(dir / name, v.data(), std::vector<int64_t>{2000, 2});
@@ -217,6 +230,17 @@ TEST_F(CliTest, ScanWithToysReportsTheLookElsewhereEffect) {
   EXPECT_GT(lee["scanned"]["local_to_global"][0]["trials_factor"].get<double>(), 2.0);  // at a local 2 sigma
   EXPECT_EQ(lee["scanned"]["injection"].size(), 13u);
   EXPECT_EQ(lee["luminosity"].get<double>(), 10.0);
+
+  // A fixed window without simulated background has no statistic: said in the report, not a failed scan.
+  const std::string narrow = "scan --anomaly " + a + " --background " + scores("top_narrow.npy", 0.9f, 0.1f) +
+                             ":73.4 --background " + scores("qcd_narrow.npy", 0.1f, 0.1f) +
+                             ":67600 --bins 100 --min-background 20 --device cpu -o " + (dir / "scan").string();
+  r = run(narrow + " --toys 50 --injected-toys 5 --toys-luminosity 10 --window 0.3:0.7");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto empty = nlohmann::json::parse(std::ifstream(dir / "scan" / "a_lee.json"));
+  EXPECT_EQ(empty["fixed"]["note"], "the fixed window holds no simulated background events") << empty["fixed"];
+  EXPECT_TRUE(empty["fixed"]["sigma_min"]["3"]["value"].is_null());
+  EXPECT_EQ(empty["scanned"]["background"]["toys"], 50);
 
   r = run(base + " --toys 10 --window 0.7:0.3");
   EXPECT_EQ(r.status, 2);

@@ -292,7 +292,13 @@ json lee_report(const ScanGrid& grid, const ScanSettings& settings, const LeeSet
   r["scanned"] = window_report(scanned, lee, signals, false);
   if (lee.window) {
     const int lo = int(std::lround((*lee.window)[0] * grid.bins)), hi = int(std::lround((*lee.window)[1] * grid.bins));
-    json fixed = window_report(fixed_window_model(scanned, lo, hi), lee, signals, true);
+    json fixed;
+    if (scanned.background_prefix[size_t(hi)] > scanned.background_prefix[size_t(lo)]) {
+      fixed = window_report(fixed_window_model(scanned, lo, hi), lee, signals, true);
+    } else {  // a window without simulated background has no statistic: said, and the scanned result stands
+      const json none = {{"value", nullptr}, {"note", "the fixed window holds no simulated background events"}};
+      fixed = {{"windows", 1}, {"note", none["note"]}, {"sigma_min", {{"3", none}, {"5", none}}}};
+    }
     fixed["window"] = {double(lo) / grid.bins, double(hi) / grid.bins};
     r["fixed"] = std::move(fixed);
   }

@@ -11,7 +11,7 @@ the runs that exist or not at all; tables.md lists what was not drawn and why.
 
 Run names (scripts/reproduce.sh): paper (aware of w, r2, r3, r4; eft unseen), loo_X (X left out),
 lambda_L, aware_A_B (aware of A, B), three (three normal classes), kin, kin_loo_X, fashion, ratio_R,
-epochs10 (paper's AA from the prior run `prior`), epochs20.
+epochs10 (paper's AA from the prior run `prior`), epochs20, lee (paper with `scan.toys`).
 """
 import argparse
 import json
@@ -120,6 +120,14 @@ def normal_classes(summary):
     except (tomllib.TOMLDecodeError, KeyError):
         cf = summary["stages"]["prior"]["central_fraction"]
         return [c for c in cf if c not in summary["stages"]["prior"].get("scan", {})]
+
+
+def unseen_classes(summary):
+    """The config's unseen anomalies (those AA never saw), or [] where the summary has no config."""
+    try:
+        return tomllib.loads(summary["config"])["data"].get("unseen", [])
+    except (tomllib.TOMLDecodeError, KeyError):
+        return []
 
 
 def r_max(summary, stage, cls):
@@ -459,6 +467,136 @@ class Report:
         self.save(fig, name, f"R_max of {cls} against {label}")
         self.results[name[:-4]] = {"x": xs, "R_max_mean": ms, "R_max_std": ss}
 
+    # The look-elsewhere effect (`aware scan --toys`, scripts/reproduce.sh lee): sigma_min with and without it.
+    def lee_table(self, run):
+        sums = [s for s in self.runs.summaries(run) if "lee" in next(iter(s["stages"]["aa"]["scan"].values()), {})]
+        if not sums:
+            self.skipped.append(f"lee: no runs {run} with toys (scripts/reproduce.sh lee)")
+            return
+        classes = order(list(sums[0]["stages"]["aa"]["scan"]), normal_classes(sums[0]))
+        columns = [("Eq. 8 prior", "prior", "eq8_sigma_min"), ("Eq. 8 AA", "aa", "eq8_sigma_min"),
+                   ("prior scanned", "prior", "scanned_sigma_min"), ("AA scanned", "aa", "scanned_sigma_min"),
+                   ("AA fixed", "aa", "fixed_sigma_min")]
+        data = {}
+        lumi = sums[0]["stages"]["aa"]["scan"][classes[0]]["lee"]["luminosity"]
+        for z in ("3", "5"):
+            rows = []
+            for cls in classes:
+                cells = [cls]
+                for label, stage, key in columns:
+                    values, extrapolated = [], False
+                    for s in sums:
+                        x = s["stages"][stage]["scan"][cls]["lee"].get(key, {}).get(z)
+                        if isinstance(x, dict):  # scanned and fixed: {"value", and why it is what it is}
+                            extrapolated = extrapolated or "extrapolated" in x
+                            x = x.get("value")
+                        values.append(x)
+                    m = mean_std(values)
+                    data.setdefault(cls, {}).setdefault(z, {})[label] = {"mean_std_n": m, "extrapolated": extrapolated}
+                    cells.append(fmt(*m, 2) + ("*" if extrapolated and m[0] is not None else ""))
+                rows.append(cells)
+            self.tables.append((f"The reach with the look-elsewhere effect: sigma_min (fb) for a median global {z} "
+                                f"sigma at {lumi:.0f} fb^-1 ({run}, {len(sums)} seeds; * from the toys' tail fit)",
+                                ["class"] + [c[0] for c in columns], rows))
+        tf = [s["stages"][st]["scan"][c]["lee"]["scanned_trials_factor_3sigma"]
+              for s in sums for st in ("prior", "aa") for c in classes]
+        tf = [x for x in tf if x is not None]  # None: too few toys to measure it
+        data["trials_factor_3sigma"] = [min(tf), max(tf)] if tf else None
+        self.results["lee"] = data
+
+    def lee_file(self, run, seed, stage, cls):
+        """A class's full look-elsewhere report (`aware run`: analysis/; the records: beside summary.json)."""
+        d = self.runs.dir(run, seed)
+        for path in (os.path.join(d, "analysis", f"{stage}_{cls}_lee.json"), os.path.join(d, f"{stage}_{cls}_lee.json")):
+            if os.path.exists(path):
+                return json.load(open(path))
+        return None
+
+    # The toys' distribution of the largest local statistic, with the thresholds (and an observed value).
+    def lee_statistic(self, run, cls, name):
+        if not self.need(name, run):
+            return
+        seed = self.runs.seeds(run)[0]
+        reports = {st: self.lee_file(run, seed, st, cls) for st in ("prior", "aa")}
+        if not all(reports.values()):
+            self.skip(name, f"no {cls}_lee.json in {self.runs.dir(run, seed)}")
+            return
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+        panels = [(axes[0], "scanned", [("prior", "tab:blue"), ("aa", "tab:red")]),
+                  (axes[1], "fixed", [("prior", "tab:blue"), ("aa", "tab:red")])]
+        for ax, kind, stages in panels:
+            for stage, colour in stages:
+                part = reports[stage].get(kind, {})
+                if "background" not in part:  # no fixed window, or one without background (its note says)
+                    continue
+                h = part["background"]["t_histogram"]
+                edges, counts = np.array(h["edges"]), np.array(h["counts"], dtype=float)
+                ax.stairs(counts / counts.sum(), edges, color=colour,
+                          label=f"{stage}: {part['background']['toys']} background-only toys")
+                ax.axvline(part["background"]["t_quantiles"]["0.99865"], color=colour, ls=":",
+                           label=f"{stage}: global 3 sigma")
+                if "observed" in part:
+                    ax.axvline(part["observed"]["t"], color=colour, lw=2, label=f"{stage}: observed")
+            for z, ls in ((3, "--"), (5, "-.")):  # t of a local z sigma: -ln of its one-sided p-value
+                ax.axvline(-math.log(0.5 * math.erfc(z / math.sqrt(2))), color="grey", ls=ls, label=f"local {z} sigma")
+            ax.set_yscale("log")
+            ax.set_xlabel("t = -ln p_local of the best window" if kind == "scanned" else
+                          f"t = -ln p_local of the window {reports['aa'].get('fixed', {}).get('window', '(none)')}")
+            windows = reports["aa"].get(kind, {}).get("windows", 0)
+            ax.set_title(f"{'every window scanned' if kind == 'scanned' else 'window fixed in advance'} "
+                         f"({windows} window{'s' if windows != 1 else ''})", fontsize=9)
+            ax.legend(fontsize=7)
+        axes[0].set_ylabel("fraction of toys")
+        fig.suptitle(f"The look-elsewhere effect on the {cls} scan at {reports['aa']['luminosity']:.0f} fb$^{{-1}}$ "
+                     f"(seed {seed})")
+        self.save(fig, name, f"The toys' largest local statistic for the {cls} scan, prior and AA, scanned and fixed")
+
+    # Signal injection: the global significance and the discovery probability against sigma_S.
+    def lee_injection(self, run, cls, name):
+        if not self.need(name, run):
+            return
+        series = [("prior scanned", "prior", "scanned", "tab:blue"), ("AA scanned", "aa", "scanned", "tab:red"),
+                  ("prior fixed", "prior", "fixed", "tab:cyan"), ("AA fixed", "aa", "fixed", "tab:orange")]
+        z_of = lambda points, key: [np.nan if p[key] is None else p[key] for p in points]  # None: p = 1, Z = -inf
+        fig, (ax_z, ax_p) = plt.subplots(1, 2, figsize=(10, 3.8))
+        drawn = 0
+        for seed in self.runs.seeds(run):
+            for label, stage, kind, colour in series:
+                report = self.lee_file(run, seed, stage, cls)
+                if report is None or "injection" not in report.get(kind, {}):
+                    continue
+                points = report[kind]["injection"]
+                x = [p["signal_fb"] for p in points]
+                first = seed == self.runs.seeds(run)[0]
+                ax_z.plot(x, z_of(points, "median_global_z"), color=colour, marker=".", lw=1,
+                          label=label if first else None)
+                if first:
+                    ax_z.fill_between(x, z_of(points, "global_z_16"), z_of(points, "global_z_84"),
+                                      color=colour, alpha=0.15)
+                ax_p.plot(x, [p["p_global_z_3"] for p in points], color=colour, marker=".", lw=1,
+                          label=label + ", global Z >= 3" if first else None)
+                ax_p.plot(x, [p["p_global_z_5"] for p in points], color=colour, ls="--", lw=1,
+                          label=label + ", global Z >= 5" if first else None)
+                drawn += 1
+        if not drawn:
+            plt.close(fig)
+            self.skip(name, f"no {cls}_lee.json in the runs {run}")
+            return
+        for z in (3, 5):
+            ax_z.axhline(z, color="grey", ls=":")
+        ax_z.set_xlabel(f"injected sigma_S of {cls} (fb)")
+        ax_z.set_ylabel("median global Z (band: 16-84% of the first seed)")
+        ax_p.set_xlabel(f"injected sigma_S of {cls} (fb)")
+        for ax in (ax_z, ax_p):
+            ax.set_xscale("log")
+        ax_z.set_ylim(-1.5, 8)  # the range between no signal and a discovery: 5 sigma is what sigma_min asks for
+        ax_p.set_ylabel("discovery probability")
+        ax_z.legend(fontsize=7)
+        ax_p.legend(fontsize=6)
+        fig.suptitle(f"{cls} injected into background-only toys ({len(self.runs.seeds(run))} seeds, a line each)")
+        self.save(fig, name, f"The global significance of injected {cls} against its cross-section, prior and AA, "
+                             "scanned and fixed")
+
     # Three normal classes: the 1-D scan of P(c0) against rectangles in (P(c0), P(c2)), per anomaly class.
     def scan_1d_2d_table(self, run, title):
         sums = self.runs.summaries(run)
@@ -567,6 +705,11 @@ def main():
                      [("eft, 10 + 10 epochs", "epochs10", "eft"), ("eft, 20 + 20 epochs", "epochs20", "eft")])
     rep.unseen_table("three_classes", "Jets: three normal classes (top, qcd, w), eft unseen", [("eft", "three", "eft")])
     rep.scan_1d_2d_table("three", "Jets, three normal classes: the window scan in P(top) against rectangles in (P(top), P(w))")
+
+    rep.lee_table("lee")
+    lee_unseen = (unseen_classes(runs.summaries("lee")[0]) if runs.dir("lee") else []) or ["eft"]
+    rep.lee_statistic("lee", lee_unseen[0], "lee_statistic.png")
+    rep.lee_injection("lee", lee_unseen[0], "lee_injection.png")
 
     # Appendix B: kinematics.
     rep.densities([("prior", "kin", "prior"), ("AA, aware of zh, wh", "kin", "aa")], "appB_densities.png",
