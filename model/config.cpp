@@ -316,13 +316,18 @@ RunConfig load_config(const std::filesystem::path& path, const std::vector<std::
   check(bool(in), path.string() + ": cannot open the config file");
   std::stringstream text;
   text << in.rdbuf();
-  RunConfig cfg = parse_config(text.str(), path.string(), path.parent_path(), overrides);
+  return config_to_run(text.str(), path.string(), path.parent_path(), overrides);
+}
+
+RunConfig config_to_run(const std::string& text, const std::string& name, const std::filesystem::path& base,
+                        const std::vector<std::string>& overrides) {
+  RunConfig cfg = parse_config(text, name, base, overrides);
   // A run reads every class: each must be there before anything is trained (a checkpoint's stored
   // config, read by parse_config alone, is not held to data it no longer needs).
-  check(std::filesystem::is_directory(cfg.data.dir), path.string() + ": data.dir " + cfg.data.dir.string() + " is not a directory");
+  check(std::filesystem::is_directory(cfg.data.dir), name + ": data.dir " + cfg.data.dir.string() + " is not a directory");
   for (const auto& [key, classes] : {std::pair{"data.normal", &cfg.data.normal}, {"data.aware", &cfg.data.aware},
                                      {"data.unseen", &cfg.data.unseen}})
-    for (const auto& c : *classes) check_class_file(cfg.data.dir, c, path.string() + ": " + key);
+    for (const auto& c : *classes) check_class_file(cfg.data.dir, c, name + ": " + key);
   return cfg;
 }
 

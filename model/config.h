@@ -75,6 +75,10 @@ RunConfig parse_config(const std::string& text, const std::string& name,
 // each that differs between `was` and `now`.
 std::vector<std::string> result_settings_differ(const RunConfig& was, const RunConfig& now, const std::string& stage);
 
+// A config file to run: parse_config, then every class file checked to be there.
 RunConfig load_config(const std::filesystem::path& path, const std::vector<std::string>& overrides = {});
+// The same from a config's text (the Python package's dicts), `name` standing for the file in messages.
+RunConfig config_to_run(const std::string& text, const std::string& name, const std::filesystem::path& base,
+                        const std::vector<std::string>& overrides = {});
 
 }  // namespace aware

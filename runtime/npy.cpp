@@ -106,10 +106,12 @@ RegularFile open_regular_file(const fs::path& path) {
 // What the header says about the array, and where its data starts.
 struct Header {
   std::vector<int64_t> shape;
-  int64_t count = 0;         // number of floats
+  int64_t count = 0;         // number of elements
   uint64_t data_offset = 0;  // bytes before the data
+  std::string descr = "<f4";
+  uint64_t item_size = sizeof(float);
 
-  uint64_t data_bytes() const { return static_cast<uint64_t>(count) * sizeof(float); }
+  uint64_t data_bytes() const { return static_cast<uint64_t>(count) * item_size; }
   uint64_t file_bytes() const { return data_offset + data_bytes(); }
 };
 
@@ -260,8 +262,16 @@ class HeaderDictParser {
 
 // Reads and validates the header through `read(buffer, n)`, which returns the number of bytes read
 // (fewer than n only at the end of the input).
+// The dtypes a reader takes, with their sizes: events are float32 alone; other inputs (constituents, offsets)
+// take what numpy writes for them.
+struct Dtypes {
+  std::vector<std::pair<std::string_view, uint64_t>> accepted;
+  std::string said;  // in the error: "little-endian float32 ('<f4')"
+};
+const Dtypes kFloat32Only{{{kFloat32Descr, 4}}, "little-endian float32 ('<f4')"};
+
 template <class ReadFn>
-Header read_header(const fs::path& path, ReadFn&& read) {
+Header read_header(const fs::path& path, ReadFn&& read, const Dtypes& dtypes = kFloat32Only) {
   // Magic (6 bytes), major and minor version, then the header length: 2 bytes in 1.0, 4 bytes in 2.0/3.0.
   unsigned char preamble[kMagicLength + 2 + 4];
   size_t got = read(preamble, kMagicLength + 2);
@@ -294,19 +304,21 @@ Header read_header(const fs::path& path, ReadFn&& read) {
   if (text_got < text.size()) throw truncated_after(preamble_size + text_got);
 
   HeaderDictParser::Fields fields = HeaderDictParser(path, text).parse();
-  if (fields.descr != kFloat32Descr) {
-    throw npy_error(path, "dtype '" + fields.descr + "' is not little-endian float32 ('<f4')");
-  }
+  const auto dtype = std::find_if(dtypes.accepted.begin(), dtypes.accepted.end(),
+                                  [&](const auto& d) { return d.first == fields.descr; });
+  if (dtype == dtypes.accepted.end()) throw npy_error(path, "dtype '" + fields.descr + "' is not " + dtypes.said);
   if (fields.fortran_order) throw npy_error(path, "fortran_order is True; only C-order arrays are supported");
   if (fields.shape.empty()) throw npy_error(path, "scalar shape () is not supported; expected at least 1 dimension");
   std::optional<int64_t> count = element_count(fields.shape);
   if (!count) throw npy_error(path, "shape " + shape_string(fields.shape) + " is too large");
 
-  return {std::move(fields.shape), *count, preamble_size + header_length};
+  if (*count > std::numeric_limits<int64_t>::max() / int64_t(dtype->second))
+    throw npy_error(path, "shape " + shape_string(fields.shape) + " is too large");
+  return {std::move(fields.shape), *count, preamble_size + header_length, fields.descr, dtype->second};
 }
 
 // Reads and validates the header of a plain .npy, and checks that the file holds exactly the data it announces.
-Header read_plain_header(const fs::path& path, const RegularFile& file) {
+Header read_plain_header(const fs::path& path, const RegularFile& file, const Dtypes& dtypes = kFloat32Only) {
   uint64_t offset = 0;
   auto read = [&](void* buffer, size_t n) {
     size_t done = 0;
@@ -320,7 +332,7 @@ Header read_plain_header(const fs::path& path, const RegularFile& file) {
     }
     return done;
   };
-  Header header = read_header(path, read);
+  Header header = read_header(path, read, dtypes);
 
   std::string needs = "shape " + shape_string(header.shape) + " needs " + std::to_string(header.file_bytes()) +
                       " bytes (" + std::to_string(header.data_offset) + " header + " +
@@ -387,8 +399,8 @@ class GzipReader {
   uint64_t compressed_size_ = 0;
 };
 
-Header read_gzip_header(const fs::path& path, GzipReader& reader) {
-  Header header = read_header(path, [&](void* buffer, size_t n) { return reader.read(buffer, n); });
+Header read_gzip_header(const fs::path& path, GzipReader& reader, const Dtypes& dtypes = kFloat32Only) {
+  Header header = read_header(path, [&](void* buffer, size_t n) { return reader.read(buffer, n); }, dtypes);
   // Catches a corrupt shape before it turns into a huge allocation.
   if (header.file_bytes() / kMaxDeflateRatio > reader.compressed_size()) {
     throw npy_error(path, "shape " + shape_string(header.shape) + " needs " + std::to_string(header.file_bytes()) +
@@ -601,6 +613,93 @@ void save_npy(const std::filesystem::path& path, const float* data, std::span<co
 }
 
 std::string npy_header(std::span<const int64_t> shape) { return make_header(shape); }
+
+namespace {
+
+// The whole array of one of `dtypes`, as raw bytes, with its header.
+std::pair<Header, std::vector<char>> load_raw(const fs::path& path, const Dtypes& dtypes) {
+  std::vector<char> bytes;
+  Header header;
+  if (is_gzip_path(path)) {
+    GzipReader reader(path);
+    header = read_gzip_header(path, reader, dtypes);
+    bytes.resize(header.data_bytes());
+    const size_t got = reader.read(bytes.data(), bytes.size());
+    char extra;
+    if (got < bytes.size() || reader.read(&extra, 1) != 0)
+      throw npy_error(path, "the decompressed data is not the " + std::to_string(header.data_bytes()) +
+                                " bytes that shape " + shape_string(header.shape) + " needs");
+  } else {
+    RegularFile file = open_regular_file(path);
+    header = read_plain_header(path, file, dtypes);
+    bytes.resize(header.data_bytes());
+    for (size_t done = 0; done < bytes.size();) {
+      const ssize_t r = ::pread(file.fd.get(), bytes.data() + done, bytes.size() - done, off_t(header.data_offset + done));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) throw npy_error(path, "cannot read: " + (r < 0 ? errno_text(errno) : std::string("the file shrank")));
+      done += size_t(r);
+    }
+  }
+  return {std::move(header), std::move(bytes)};
+}
+
+template <class To, class From>
+std::vector<To> widened(const std::vector<char>& bytes) {
+  std::vector<To> out(bytes.size() / sizeof(From));
+  for (size_t i = 0; i < out.size(); ++i) {
+    From v;
+    std::memcpy(&v, bytes.data() + i * sizeof(From), sizeof(From));
+    out[i] = To(v);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<double> load_npy_doubles(const std::filesystem::path& path, std::vector<int64_t>* shape) {
+  static const Dtypes floats{{{"<f8", 8}, {"<f4", 4}}, "little-endian float64 or float32 ('<f8', '<f4')"};
+  auto [header, bytes] = load_raw(path, floats);
+  if (shape) *shape = header.shape;
+  return header.descr == "<f8" ? widened<double, double>(bytes) : widened<double, float>(bytes);
+}
+
+std::vector<int64_t> load_npy_int64(const std::filesystem::path& path, std::vector<int64_t>* shape) {
+  static const Dtypes ints{{{"<i8", 8}, {"<i4", 4}}, "little-endian int64 or int32 ('<i8', '<i4')"};
+  auto [header, bytes] = load_raw(path, ints);
+  if (shape) *shape = header.shape;
+  return header.descr == "<i8" ? widened<int64_t, int64_t>(bytes) : widened<int64_t, int32_t>(bytes);
+}
+
+NpyWriter::NpyWriter(std::filesystem::path path, std::span<const int64_t> shape)
+    : path_(std::move(path)), temporary_(path_.string() + ".tmp." + std::to_string(::getpid())) {
+  const std::optional<int64_t> count = element_count(shape);
+  check(!shape.empty() && count.has_value(), path_.string() + ": cannot save shape " + shape_string(shape));
+  remaining_ = *count;
+  fd_ = ::open(temporary_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw npy_error(path_, "cannot create " + temporary_.string() + ": " + errno_text(errno));
+  const std::string header = make_header(shape);
+  write_all(path_, fd_, header.data(), header.size());
+}
+
+void NpyWriter::write(const float* values, int64_t count) {
+  check(count >= 0 && count <= remaining_, path_.string() + ": more values written than its shape holds");
+  write_all(path_, fd_, values, size_t(count) * sizeof(float));
+  remaining_ -= count;
+}
+
+void NpyWriter::commit() {
+  check(remaining_ == 0, path_.string() + ": " + std::to_string(remaining_) + " values short of its shape");
+  if (::fsync(fd_) != 0) throw npy_error(path_, "cannot fsync " + temporary_.string() + ": " + errno_text(errno));
+  if (::close(std::exchange(fd_, -1)) != 0) throw npy_error(path_, "cannot close " + temporary_.string() + ": " + errno_text(errno));
+  if (::rename(temporary_.c_str(), path_.c_str()) != 0)
+    throw npy_error(path_, "cannot rename " + temporary_.string() + " over it: " + errno_text(errno));
+  committed_ = true;
+}
+
+NpyWriter::~NpyWriter() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) ::unlink(temporary_.c_str());
+}
 
 std::vector<int64_t> npy_shape(const std::filesystem::path& path) {
   if (is_gzip_path(path)) {

@@ -61,6 +61,32 @@ std::string npy_header(std::span<const int64_t> shape);
 // "(3,)" for 1-D, "(3, 4)" otherwise: numpy's repr, used both in headers and in messages.
 std::string shape_string(std::span<const int64_t> shape);
 
+// A float32 .npy written as it is computed (arrays larger than memory): the header first, then the values
+// in C order through write(), into "<path>.tmp.<pid>"; commit() checks the count, fsyncs and renames it
+// over path. Destroyed without commit() (an error, a kill), it removes the temporary file: the old file
+// stays, and no partial array is ever at path.
+class NpyWriter {
+ public:
+  NpyWriter(std::filesystem::path path, std::span<const int64_t> shape);
+  void write(const float* values, int64_t count);
+  void commit();
+  ~NpyWriter();
+  NpyWriter(const NpyWriter&) = delete;
+  NpyWriter& operator=(const NpyWriter&) = delete;
+
+ private:
+  std::filesystem::path path_, temporary_;
+  int fd_ = -1;
+  int64_t remaining_ = 0;
+  bool committed_ = false;
+};
+
+// Inputs that are not events (jet constituents, their offsets): a whole array of any shape, flattened,
+// read into memory. Doubles take '<f8' and '<f4' (widened exactly); int64 takes '<i8' and '<i4'. The same
+// header checks as for events; `shape`, when given, receives the array's.
+std::vector<double> load_npy_doubles(const std::filesystem::path& path, std::vector<int64_t>* shape = nullptr);
+std::vector<int64_t> load_npy_int64(const std::filesystem::path& path, std::vector<int64_t>* shape = nullptr);
+
 // Shape of a .npy (or .npy.gz) file without reading the data; the header gets the same validation as in
 // NpyArray::load. For plain files the file size is checked against the shape too; for .gz files that would
 // need decompressing everything, so it is left to the reader.

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 command -v nvcc > /dev/null || { echo "device_bundle: nvcc not found (CUDA toolkit)"; exit 1; }
 cmake -S . -B build-device -DCMAKE_BUILD_TYPE=Release -DAWARE_NATIVE=OFF -DCMAKE_CXX_FLAGS=-march=x86-64-v3 \
-  -DAWARE_WITH_MPI=OFF -DAWARE_WITH_HDF5=OFF > build-device.log 2>&1 || { tail -30 build-device.log; exit 1; }
+  -DAWARE_WITH_MPI=OFF -DAWARE_WITH_HDF5=OFF -DAWARE_PYTHON=OFF > build-device.log 2>&1 || { tail -30 build-device.log; exit 1; }
 targets=(aware aware_throughput test_cuda bench_cuda bench_scan)
 cmake --build build-device -j"$(nproc)" --target "${targets[@]}" >> build-device.log 2>&1 || { tail -30 build-device.log; exit 1; }
 rm -rf device && mkdir -p device/bin device/lib

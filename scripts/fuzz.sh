@@ -15,7 +15,7 @@ scripts/setup.sh fuzz
 dir=build-fuzz
 start=$(date +%s)
 CC=clang CXX=clang++ cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAWARE_FUZZ=ON -DAWARE_WITH_CUDA=OFF \
-  -DAWARE_CUDA_EMULATION=OFF -DAWARE_TESTS=OFF -DAWARE_BENCH=OFF -DAWARE_WITH_MPI=OFF > "$dir.log" 2>&1 || { cat "$dir.log"; exit 1; }
+  -DAWARE_CUDA_EMULATION=OFF -DAWARE_TESTS=OFF -DAWARE_BENCH=OFF -DAWARE_WITH_MPI=OFF -DAWARE_PYTHON=OFF > "$dir.log" 2>&1 || { cat "$dir.log"; exit 1; }
 cmake --build "$dir" -j"$(nproc)" >> "$dir.log" 2>&1 || { tail -30 "$dir.log"; exit 1; }
 echo "fuzz: build $(( $(date +%s) - start )) s"
 "$dir/fuzz_make_seeds" "$dir/seeds" configs/*.toml

@@ -21,7 +21,7 @@ for kind in "${kinds[@]}"; do
   sanitizer=${kind/cpu/address}
   dir=build-${sanitizer/address/asan}; dir=${dir/thread/tsan}
   start=$(date +%s)
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAWARE_SANITIZE="$sanitizer" -DAWARE_WITH_CUDA=OFF \
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAWARE_SANITIZE="$sanitizer" -DAWARE_WITH_CUDA=OFF -DAWARE_PYTHON=OFF \
         -DAWARE_BENCH=OFF > "$dir.log" 2>&1 || { cat "$dir.log"; exit 1; }
   targets=(--target test_cuda_emu aware_emu); [ "$kind" = cpu ] && targets=()
   cmake --build "$dir" -j"$(nproc)" "${targets[@]}" >> "$dir.log" 2>&1 || { tail -30 "$dir.log"; exit 1; }

@@ -141,7 +141,7 @@ TEST_F(CliTest, ReportDrawsTheFiguresOfTheRunsItFinds) {
 }
 
 TEST_F(CliTest, HelpIsEverywhere) {
-  for (const char* sub : {"", "run", "train", "score", "scan", "report"}) {
+  for (const char* sub : {"", "run", "train", "score", "scan", "images", "report"}) {
     const Result r = run(std::string(sub) + " --help");
     EXPECT_EQ(r.status, 0) << sub;
     EXPECT_NE(r.output.find("Usage"), std::string::npos) << sub;

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "kernels/error.h"
+#include "runtime/npy.h"
+#include "runtime/progress.h"
 
 namespace aware {
 
@@ -180,6 +182,52 @@ void images(const Constituents<T>& c, const JetImageOptions& o, float* out) {
 }
 
 }  // namespace
+
+int64_t images_of_directory(const std::filesystem::path& dir, const std::filesystem::path& out,
+                            const JetImageOptions& options, bool progress) {
+  check(std::filesystem::is_directory(dir), dir.string() + ": not a directory of constituents (pt.npy, eta.npy, "
+                                                           "phi.npy, offsets.npy)");
+  const auto file = [&](const std::string& name, bool required) -> std::filesystem::path {
+    for (const char* ext : {".npy", ".npy.gz"})
+      if (auto p = dir / (name + ext); std::filesystem::exists(p)) return p;
+    check(!required, dir.string() + ": no " + name + ".npy (nor " + name + ".npy.gz)");
+    return {};
+  };
+  const std::vector<double> pt = load_npy_doubles(file("pt", true)), eta = load_npy_doubles(file("eta", true)),
+                            phi = load_npy_doubles(file("phi", true));
+  const std::vector<int64_t> offsets = load_npy_int64(file("offsets", true));
+  const auto axis_eta = file("jet_eta", false), axis_phi = file("jet_phi", false);
+  check(axis_eta.empty() == axis_phi.empty(), dir.string() + ": jet_eta and jet_phi go together (one is missing)");
+  const std::vector<double> jet_eta = axis_eta.empty() ? std::vector<double>() : load_npy_doubles(axis_eta);
+  const std::vector<double> jet_phi = axis_phi.empty() ? std::vector<double>() : load_npy_doubles(axis_phi);
+  Constituents<double> all{pt, eta, phi, offsets, jet_eta, jet_phi};
+  try {
+    check_input(all, options);
+  } catch (const Error& e) {
+    throw Error(dir.string() + ": " + e.what());
+  }
+  const int64_t jets = all.jets(), size = int64_t(options.pixels) * options.pixels, chunk = 1 << 14;
+  const std::vector<int64_t> shape{jets, options.pixels, options.pixels};
+  NpyWriter writer(out, shape);
+  std::vector<float> images(size_t(std::min(jets, chunk) * size));
+  ProgressBar bar("images", jets, "jets", progress);
+  for (int64_t first = 0; first < jets; first += chunk) {
+    const int64_t n = std::min(chunk, jets - first);
+    Constituents<double> part = all;  // the chunk's jets: its offsets still index the whole arrays
+    part.offsets = all.offsets.subspan(size_t(first), size_t(n) + 1);
+    if (!jet_eta.empty()) part.jet_eta = all.jet_eta.subspan(size_t(first), size_t(n)), part.jet_phi = all.jet_phi.subspan(size_t(first), size_t(n));
+    try {
+      jet_images(part, options, images.data());
+    } catch (const Error& e) {
+      throw Error(dir.string() + ": " + e.what() + " (jets counted from " + std::to_string(first) + ")");
+    }
+    writer.write(images.data(), n * size);
+    bar.update(first + n);
+  }
+  writer.commit();
+  bar.finish();
+  return jets;
+}
 
 void jet_images(const Constituents<double>& jets, const JetImageOptions& options, float* out) {
   images(jets, options, out);

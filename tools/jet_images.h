@@ -9,6 +9,7 @@
 // Image rows are d_eta, columns d_phi. float32 inputs are widened to double first.
 #pragma once
 #include <cstdint>
+#include <filesystem>
 #include <span>
 #include <string>
 
@@ -48,5 +49,12 @@ struct Constituents {
 // bad options are an aware::Error saying which (and which jet and constituent).
 void jet_images(const Constituents<double>& jets, const JetImageOptions& options, float* out);
 void jet_images(const Constituents<float>& jets, const JetImageOptions& options, float* out);
+
+// aware images: the constituents in `dir` (pt, eta, phi and offsets, and jet_eta, jet_phi where there:
+// one NAME.npy or NAME.npy.gz each, flat, as an awkward array's content and offsets; floats as float64 or
+// float32, offsets as int64 or int32) to `out`, a float32 .npy of shape (jets, pixels, pixels), written
+// in chunks of jets as they are made and renamed into place when complete. Returns the number of jets.
+int64_t images_of_directory(const std::filesystem::path& dir, const std::filesystem::path& out,
+                            const JetImageOptions& options, bool progress);
 
 }  // namespace aware

@@ -1,4 +1,4 @@
-// aware: Anomaly Awareness trainer and analysis tool. Subcommands: run, train, score, scan, report.
+// aware: Anomaly Awareness trainer and analysis tool. Subcommands: run, train, score, scan, images, report.
 #include <CLI/CLI.hpp>
 
 #include <unistd.h>
@@ -25,6 +25,7 @@
 #include "runtime/npy.h"
 #include "tools/pipeline.h"
 #include "tools/events.h"
+#include "tools/jet_images.h"
 #include "tools/score.h"
 
 using namespace aware;
@@ -106,36 +107,12 @@ int cmd_run(const std::string& config, const RunOptions& options, const Common& 
   return 0;
 }
 
-int cmd_train(const std::string& config, const std::string& stage, const std::filesystem::path& out,
-              const std::string& init, bool resume, int epochs, const Common& c) {
-  RunConfig cfg = configure(config, c);
-  const Events events = load_events(cfg);
-  auto backend = make_backend(cfg.device, {cfg.conv, cfg.precision});
-  auto model = make_model(*backend, cfg, events.normal_train.event_shape, events.normaliser);
-  const Checkpoint base = checkpoint_base(cfg, events);
-  if (!init.empty()) {
-    const Checkpoint from = load_checkpoint(init);
-    check(from.classes == base.classes && from.event_shape == base.event_shape,
-          init + ": was trained for other classes or events than this config's");
-    model->set_params(from.params);
-  } else {
-    check(stage == "prior" || (resume && std::filesystem::exists(out / "aa.ckpt")),
-          "train --stage aa needs --init PRIOR.ckpt (the prior run's weights)");
-    model->set_params(initial_params(model->graph(), cfg.seed));
-  }
-  StageOptions so;
-  so.stage = stage;
-  so.epochs = epochs >= 0 ? epochs : (stage == "prior" ? cfg.train.epochs : cfg.train.aa_epochs);
-  so.checkpoint = out / (stage + ".ckpt");
-  so.log = out / "log.jsonl";
-  so.resume = resume;
-  so.progress = !c.quiet;
-  std::filesystem::create_directories(out);
-  const auto logs = train_stage(*model, cfg, events.normal_train, stage == "aa" ? &events.anomalies : nullptr,
-                                events.normal_test, so, base);
+int cmd_train(const std::string& config, const TrainOptions& options, const Common& c) {
+  const RunConfig cfg = configure(config, c);
+  const auto logs = train_from_config(cfg, options);
   if (world().root() && !c.quiet)
-    std::printf("%s: %zu epochs run on %d rank(s), checkpoint %s\n", stage.c_str(), logs.size(), world().size(),
-                so.checkpoint.c_str());
+    std::printf("%s: %zu epochs run on %d rank(s), checkpoint %s\n", options.stage.c_str(), logs.size(), world().size(),
+                (options.out / (options.stage + ".ckpt")).c_str());
   return 0;
 }
 
@@ -421,6 +398,27 @@ int main(int argc, char** argv) {
   scan->add_option("--window", fixed_window, "LO:HI, a window of the score fixed in advance (no trials factor), "
                                              "e.g. 0.3:0.7");
 
+  auto* images = app.add_subcommand("images", "jet images from constituents, as ../shared/data/make_jets.py makes "
+                                              "them: DIR holds pt, eta, phi, offsets (and jet_eta, jet_phi) as .npy; "
+                                              "writes OUT, float32 (jets, pixels, pixels)");
+  std::string constituents, images_out = "images.npy", centre = "axis";
+  JetImageOptions image_options;
+  bool images_quiet = false;
+  images->add_option("constituents", constituents, "directory of flat constituent arrays: pt.npy, eta.npy, phi.npy "
+                                                   "(float64 or float32), offsets.npy (int64, jets + 1 entries), and "
+                                                   "jet_eta.npy, jet_phi.npy (the jet axes)")->required();
+  images->add_option("-o,--out", images_out, "output .npy")->capture_default_str();
+  images->add_option("--pixels", image_options.pixels, "pixels per side")
+      ->capture_default_str()->check(whole_number(1, 4096, "1 to 4096 pixels"));
+  images->add_option("--half-width", image_options.half_width, "the grid spans |d_eta|, |d_phi| <= this")
+      ->capture_default_str()->check(number_in(1e-6, 1e3, "a positive half-width"));
+  images->add_option("--centre", centre, "axis (the jet axis, as make_jets.py) | centroid (pT-weighted)")
+      ->capture_default_str();
+  images->add_flag("--rotate", image_options.rotate, "turn the principal axis onto d_eta");
+  images->add_flag("--flip", image_options.flip, "mirror the harder side to positive d_phi, then d_eta");
+  images->add_flag("--normalise", image_options.normalise, "divide each image by its pixel sum");
+  images->add_flag("-q,--quiet", images_quiet, "no progress output");
+
   auto* report = app.add_subcommand("report", "the papers' figures (PNG) and results tables (markdown, JSON) from "
                                               "directories of runs (scripts/reproduce.sh); runs tools/report.py");
   std::vector<std::string> runs_dirs;
@@ -439,11 +437,17 @@ int main(int argc, char** argv) {
   }
   try {
     if (*run) return cmd_run(config, {out, resume, !common.quiet, prior}, common);
-    if (*train) return cmd_train(config, stage, out, init, resume, epochs, common);
+    if (*train) return cmd_train(config, TrainOptions{stage, out, init, resume, epochs, !common.quiet}, common);
     if (*score) {
       score_options.out_dir = out;
       score_options.progress = !common.quiet;
       return cmd_score(model, inputs, batch, score_options, common);
+    }
+    if (*images) {
+      image_options.centre = centre_named(centre, "--centre");
+      const int64_t jets = images_of_directory(constituents, images_out, image_options, !images_quiet);
+      if (!images_quiet) std::printf("%s: %ld jet images\n", images_out.c_str(), long(jets));
+      return 0;
     }
     if (*report) {
       std::vector<std::string> args = runs_dirs;

@@ -212,6 +212,35 @@ json analyse(const RunConfig& cfg, const std::map<std::string, std::vector<float
   return report;
 }
 
+std::vector<EpochLog> train_from_config(const RunConfig& cfg, const TrainOptions& options) {
+  check(options.stage == "prior" || options.stage == "aa", "train: the stage is prior or aa, not '" + options.stage + "'");
+  const Events events = load_events(cfg);
+  auto backend = make_backend(cfg.device, {cfg.conv, cfg.precision});
+  auto model = make_model(*backend, cfg, events.normal_train.event_shape, events.normaliser);
+  const Checkpoint base = checkpoint_base(cfg, events);
+  const auto& out = options.out;
+  if (!options.init.empty()) {
+    const Checkpoint from = load_checkpoint(options.init);
+    check(from.classes == base.classes && from.event_shape == base.event_shape,
+          options.init.string() + ": was trained for other classes or events than this config's");
+    model->set_params(from.params);
+  } else {
+    check(options.stage == "prior" || (options.resume && std::filesystem::exists(out / "aa.ckpt")),
+          "train --stage aa needs --init PRIOR.ckpt (the prior run's weights)");
+    model->set_params(initial_params(model->graph(), cfg.seed));
+  }
+  StageOptions so;
+  so.stage = options.stage;
+  so.epochs = options.epochs >= 0 ? options.epochs : (options.stage == "prior" ? cfg.train.epochs : cfg.train.aa_epochs);
+  so.checkpoint = out / (options.stage + ".ckpt");
+  so.log = out / "log.jsonl";
+  so.resume = options.resume;
+  so.progress = options.progress;
+  std::filesystem::create_directories(out);
+  return train_stage(*model, cfg, events.normal_train, options.stage == "aa" ? &events.anomalies : nullptr,
+                     events.normal_test, so, base);
+}
+
 json run_pipeline(const RunConfig& cfg, const RunOptions& options) {
   using clock = std::chrono::steady_clock;
   // Under mpirun every rank trains; rank 0 alone scores, analyses and writes.

@@ -11,6 +11,7 @@
 #include "model/config.h"
 #include "model/data.h"
 #include "model/model.h"
+#include "model/train.h"
 #include "runtime/backend.h"
 #include "runtime/checkpoint.h"
 
@@ -49,6 +50,18 @@ struct RunOptions {
   // from it and the prior is not trained again (leave-one-out and lambda scans share one prior).
   std::filesystem::path prior;
 };
+
+// One training stage from a config (aware train, aware.train): the prior from the seed's initial
+// weights, or AA from `init` (a prior's checkpoint); STAGE.ckpt and log.jsonl in `out`.
+struct TrainOptions {
+  std::string stage = "prior";      // prior | aa
+  std::filesystem::path out = "out";
+  std::filesystem::path init;       // the checkpoint to start from (required for aa unless resuming)
+  bool resume = false;              // continue out/STAGE.ckpt
+  int epochs = -1;                  // -1: the config's
+  bool progress = true;
+};
+std::vector<EpochLog> train_from_config(const RunConfig& cfg, const TrainOptions& options);
 
 // The whole pipeline; returns summary.json's contents (also written to out/summary.json).
 nlohmann::json run_pipeline(const RunConfig& cfg, const RunOptions& options);
