@@ -16,7 +16,7 @@ import pytest
 
 import aware
 
-AWARE = os.environ.get("AWARE_BINARY", os.path.join(os.path.dirname(__file__), "..", "..", "build", "aware"))
+AWARE = os.path.abspath(os.environ.get("AWARE_BINARY", os.path.join(os.path.dirname(__file__), "..", "..", "build", "aware")))
 MAKE_JETS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "make_jets.py")
 
 
@@ -208,6 +208,19 @@ def test_jet_images_equal_numpys_histogram2d():
     got = aware.jet_images(pt, eta, phi, offsets, jet_eta=jet_eta, jet_phi=jet_phi)
     assert got.shape == (500, 25, 25) and got.dtype == np.float32
     assert np.array_equal(got, histogram2d_images(pt, eta, phi, offsets, jet_eta, jet_phi))
+
+
+def test_jet_images_equal_the_generators_images_of_pythia_jets():
+    """data/sample/constituents: Pythia jets whose constituents scripts/make_jets.py saved beside its images."""
+    import gzip
+    import io
+    folder = os.path.join(os.path.dirname(__file__), "..", "..", "data", "sample", "constituents")
+    load = lambda cls, n: np.load(io.BytesIO(gzip.open(os.path.join(folder, cls, f"{n}.npy.gz")).read()))
+    for cls in ("top", "qcd", "eft"):
+        pt, eta, phi, offsets, jet_eta, jet_phi, images = (load(cls, n) for n in
+                                                           ("pt", "eta", "phi", "offsets", "jet_eta", "jet_phi", "images"))
+        assert len(images) == 300 and len(pt) > 300 * 20
+        assert np.array_equal(aware.jet_images(pt, eta, phi, offsets, jet_eta=jet_eta, jet_phi=jet_phi), images), cls
 
 
 class _Particle:
