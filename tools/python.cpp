@@ -35,13 +35,6 @@ template <class T, class... Extra>
 using In = nb::ndarray<const T, nb::c_contig, nb::device::cpu, Extra...>;
 using Floats = In<float, nb::ndim<1>>;
 
-// A new numpy array that owns `values` (moved, not copied).
-nb::ndarray<nb::numpy, float> owned_array(std::vector<float>&& values, std::initializer_list<size_t> shape) {
-  auto* owner = new std::vector<float>(std::move(values));
-  nb::capsule free_it(owner, [](void* p) noexcept { delete static_cast<std::vector<float>*>(p); });
-  return nb::ndarray<nb::numpy, float>(owner->data(), shape, free_it);
-}
-
 std::span<const float> span_of(const Floats& a) { return {a.data(), a.shape(0)}; }
 
 // A trained model ready to score (tools/score.h's load_scoring_model, as `aware score -m`).
@@ -89,7 +82,8 @@ nb::ndarray<nb::numpy, float> images(const In<T, nb::ndim<1>>& pt, const In<T, n
                                      const In<T, nb::ndim<1>>& phi, const In<int64_t, nb::ndim<1>>& offsets,
                                      std::optional<In<T, nb::ndim<1>>> jet_eta,
                                      std::optional<In<T, nb::ndim<1>>> jet_phi, int pixels, double half_width,
-                                     const std::string& centre, bool rotate, bool flip, bool normalise) {
+                                     const std::string& centre, bool rotate, bool flip, bool normalise,
+                                     std::optional<nb::ndarray<float, nb::c_contig, nb::device::cpu>> into) {
   JetImageOptions o;
   o.pixels = pixels, o.half_width = half_width, o.centre = centre_named(centre, "centre");
   o.rotate = rotate, o.flip = flip, o.normalise = normalise;
@@ -99,12 +93,24 @@ nb::ndarray<nb::numpy, float> images(const In<T, nb::ndim<1>>& pt, const In<T, n
   if (jet_eta) c.jet_eta = sp(*jet_eta), c.jet_phi = sp(*jet_phi);
   check(pixels >= 1 && pixels <= 4096, "jet images: pixels must be 1 to 4096, not " + std::to_string(pixels));
   const size_t jets = size_t(c.jets());
-  std::vector<float> out(jets * size_t(pixels) * size_t(pixels));
+  if (into) {  // the caller's array, reused chunk after chunk: no new memory to fault in
+    check(into->ndim() == 3 && into->shape(0) == jets && into->shape(1) == size_t(pixels) && into->shape(2) == size_t(pixels),
+          "jet_images: out must be a float32 C-contiguous array of shape (" + std::to_string(jets) + ", " +
+              std::to_string(pixels) + ", " + std::to_string(pixels) + ")");
+    float* data = into->data();
+    nb::gil_scoped_release release;
+    jet_images(c, o, data);
+    return nb::ndarray<nb::numpy, float>(*into);
+  }
+  // Not zeroed here: jet_images writes every pixel, and zeroing first would write the images twice.
+  std::unique_ptr<float[]> out(new float[std::max<size_t>(1, jets * size_t(pixels) * size_t(pixels))]);
   {
     nb::gil_scoped_release release;
-    jet_images(c, o, out.data());
+    jet_images(c, o, out.get());
   }
-  return owned_array(std::move(out), {jets, size_t(pixels), size_t(pixels)});
+  float* data = out.release();
+  nb::capsule free_it(data, [](void* p) noexcept { delete[] static_cast<float*>(p); });
+  return nb::ndarray<nb::numpy, float>(data, {jets, size_t(pixels), size_t(pixels)}, free_it);
 }
 
 // The window scan of `anomaly` against the backgrounds (aware scan): its report, as the JSON text the
@@ -160,10 +166,10 @@ NB_MODULE(_aware, m) {
 
   m.def("jet_images", &images<double>, nb::arg("pt"), nb::arg("eta"), nb::arg("phi"), nb::arg("offsets"),
         nb::arg("jet_eta").none(), nb::arg("jet_phi").none(), nb::arg("pixels"), nb::arg("half_width"),
-        nb::arg("centre"), nb::arg("rotate"), nb::arg("flip"), nb::arg("normalise"));
+        nb::arg("centre"), nb::arg("rotate"), nb::arg("flip"), nb::arg("normalise"), nb::arg("out").none());
   m.def("jet_images", &images<float>, nb::arg("pt"), nb::arg("eta"), nb::arg("phi"), nb::arg("offsets"),
         nb::arg("jet_eta").none(), nb::arg("jet_phi").none(), nb::arg("pixels"), nb::arg("half_width"),
-        nb::arg("centre"), nb::arg("rotate"), nb::arg("flip"), nb::arg("normalise"));
+        nb::arg("centre"), nb::arg("rotate"), nb::arg("flip"), nb::arg("normalise"), nb::arg("out").none());
 
   m.def("scan", &scan);
   m.def("lee", &lee);

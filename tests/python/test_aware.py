@@ -270,6 +270,11 @@ def test_jet_images_take_float32_and_check_their_input():
     normalised = aware.jet_images(pt, eta, phi, offsets, centre="centroid", rotate=True, flip=True, normalise=True)
     sums = normalised.reshape(50, -1).sum(1)
     assert np.allclose(sums[sums > 0], 1, atol=1e-5)
+    reused = np.full_like(got, 7.0)
+    assert aware.jet_images(pt, eta, phi, offsets, jet_eta=jet_eta, jet_phi=jet_phi, out=reused) is not None
+    assert np.array_equal(reused, got)  # filled in place, every pixel written
+    with pytest.raises(aware.Error, match=r"out must be a float32 C-contiguous array of shape \(50, 25, 25\)"):
+        aware.jet_images(pt, eta, phi, offsets, jet_eta=jet_eta, jet_phi=jet_phi, out=np.empty((49, 25, 25), np.float32))
     with pytest.raises(aware.Error, match="centring on the jet axis needs jet_eta and jet_phi"):
         aware.jet_images(pt, eta, phi, offsets)
     with pytest.raises(aware.Error, match="offsets decrease at jet 0"):
