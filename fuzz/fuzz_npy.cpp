@@ -1,6 +1,7 @@
 // libFuzzer harness: the .npy reader, plain (memory-mapped) and gzip-compressed, through every way aware
 // opens one: npy_shape (headers only), NpyArray::load (whole arrays: scores, kinematics, training
-// events) and EventSource (streamed scoring, rows checked as they are read).
+// events), EventSource (streamed scoring, rows checked as they are read), and load_npy_doubles and
+// load_npy_int64 (jet constituents and their offsets, `aware images`).
 // The first byte picks the container: 0 the bytes as FILE.npy; 1 the bytes gzip-compressed as
 // FILE.npy.gz (a valid stream of a fuzzed array); 2 the bytes as FILE.npy.gz (a fuzzed stream).
 // Any exception but aware::Error, a crash, a leak or undefined behaviour is a finding; so is an
@@ -47,6 +48,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (int64_t i = 0; i < a.size(); ++i) require(std::isfinite(a.data()[i]), "every value is finite");
   } catch (const aware::Error& e) {
     aware::fuzz::refused(e);
+  }
+  for (const bool doubles : {true, false}) {  // float64/float32 and int64/int32: the size is the shape's
+    try {
+      std::vector<int64_t> other;
+      const size_t n = doubles ? aware::load_npy_doubles(path, &other).size() : aware::load_npy_int64(path, &other).size();
+      require(int64_t(n) == product(other), "the values are the product of the shape");
+    } catch (const aware::Error& e) {
+      aware::fuzz::refused(e);
+    }
   }
   try {
     aware::fuzz::read_some_rows(*aware::EventSource::open(path.string()));

@@ -83,6 +83,7 @@ def test_score_equals_aware_score_bit_for_bit(run):
     assert scores.dtype == np.float32 and scores.shape == (len(events), 2)
     assert np.array_equal(scores, np.load(root / "scores" / "events.npy"))
     assert np.array_equal(model.score(events.astype(np.float64)), scores)  # converted once, same numbers
+    assert np.array_equal(model.score(events[:5000], progress=True), scores[:5000])  # a tqdm bar on stderr
 
 
 def test_a_float32_input_is_not_copied(run):
