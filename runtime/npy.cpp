@@ -677,8 +677,14 @@ NpyWriter::NpyWriter(std::filesystem::path path, std::span<const int64_t> shape)
   remaining_ = *count;
   fd_ = ::open(temporary_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) throw npy_error(path_, "cannot create " + temporary_.string() + ": " + errno_text(errno));
-  const std::string header = make_header(shape);
-  write_all(path_, fd_, header.data(), header.size());
+  try {
+    const std::string header = make_header(shape);
+    write_all(path_, fd_, header.data(), header.size());
+  } catch (...) {  // no destructor runs for a constructor that throws
+    ::close(fd_);
+    ::unlink(temporary_.c_str());
+    throw;
+  }
 }
 
 void NpyWriter::write(const float* values, int64_t count) {
@@ -694,6 +700,10 @@ void NpyWriter::commit() {
   if (::rename(temporary_.c_str(), path_.c_str()) != 0)
     throw npy_error(path_, "cannot rename " + temporary_.string() + " over it: " + errno_text(errno));
   committed_ = true;
+  // The rename itself made durable, as save_npy does. Best effort: the file is complete either way.
+  const fs::path directory = path_.has_parent_path() ? path_.parent_path() : fs::path(".");
+  FileDescriptor directory_fd(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (directory_fd.get() >= 0) ::fsync(directory_fd.get());
 }
 
 NpyWriter::~NpyWriter() {

@@ -187,7 +187,7 @@ TEST(JetImages, BadInputIsOneClearError) {
   fails(good, "centring on the jet axis needs jet_eta and jet_phi", {}, false);
   JetImageOptions o;
   o.pixels = 0;
-  fails(good, "pixels must be 1 to 4096", o);
+  fails(good, "pixels must be 1 to 1024", o);
   EXPECT_THROW(centre_named("leading", "--centre"), Error);
 }
 

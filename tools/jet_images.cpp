@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <exception>
 #include <cmath>
 #include <cstring>
 #include <numbers>
@@ -63,7 +64,7 @@ double wrap_phi(double dphi) {
   const int n = int(edges.size()) - 1;
   const double* e = edges.data();
   if (!(x >= e[0] && x < e[n])) return x == e[n] ? n - 1 : -1;
-  int k = std::min(int((x - start) * inv_step), n - 1);  // x >= start: truncation is floor
+  int k = int(std::clamp((x - start) * inv_step, 0.0, double(n - 1)));  // x >= start: truncation is floor
   while (k > 0 && e[k] > x) --k;
   while (k + 1 < n && e[k + 1] <= x) ++k;
   return k;
@@ -71,8 +72,8 @@ double wrap_phi(double dphi) {
 
 template <class T>
 void check_input(const Constituents<T>& c, const JetImageOptions& o) {
-  check(o.pixels >= 1 && o.pixels <= 4096, "jet images: pixels must be 1 to 4096, not " + std::to_string(o.pixels));
-  check(std::isfinite(o.half_width) && o.half_width > 0, "jet images: half_width must be a positive number");
+  check(o.pixels >= 1 && o.pixels <= 1024, "jet images: pixels must be 1 to 1024, not " + std::to_string(o.pixels));
+  check(o.half_width >= 1e-6 && o.half_width <= 1e6, "jet images: half_width must be 1e-6 to 1e6");
   check(!c.offsets.empty(), "jet images: offsets must have one entry more than there are jets (at least [0])");
   check(c.pt.size() == c.eta.size() && c.pt.size() == c.phi.size(),
         "jet images: pt, eta and phi must have one entry per constituent (" + std::to_string(c.pt.size()) + ", " +
@@ -220,20 +221,29 @@ void images(const Constituents<T>& c, const JetImageOptions& o, float* out) {
   for (int k = 0; k <= o.pixels; ++k) edges[size_t(k)] = double(k) * step + start;
   edges.back() = o.half_width;
   const int64_t jets = c.jets(), size = int64_t(o.pixels) * o.pixels;
-  std::string error;  // one failing jet's error, thrown after the loop (an exception must not leave it)
+  // The first failure (a bad jet, or memory), rethrown after the region: no exception may leave it.
+  std::exception_ptr error;
   std::atomic<bool> failed{false};
 #pragma omp parallel
   {
-    std::vector<double> acc(size_t(size), 0.0), de, dp;
-    std::vector<float> image(size_t(size), 0.0f);  // a jet's image, in cache until streamed out
+    std::vector<double> acc, de, dp;
+    std::vector<float> image;  // a jet's image, in cache until streamed out
     std::vector<int> touched;
+    try {
+      acc.assign(size_t(size), 0.0), image.assign(size_t(size), 0.0f);
+    } catch (...) {
+#pragma omp critical(aware_jet_images_error)
+      if (!failed.exchange(true)) error = std::current_exception();
+    }
 #pragma omp for schedule(static)
     for (int64_t j = 0; j < jets; ++j) {
+      if (failed.load(std::memory_order_relaxed)) continue;  // every thread must still meet the loop's end
       try {
-        if (!failed.load(std::memory_order_relaxed)) one_jet(c, j, o, edges, acc, touched, de, dp, image.data());
-      } catch (const Error& e) {
+        one_jet(c, j, o, edges, acc, touched, de, dp, image.data());
+      } catch (...) {
 #pragma omp critical(aware_jet_images_error)
-        if (!failed.exchange(true)) error = e.what();
+        if (!failed.exchange(true)) error = std::current_exception();
+        continue;
       }
       stream_out(out + j * size, image.data(), size);
       for (const int p : touched) image[size_t(p)] = 0.0f;
@@ -242,7 +252,7 @@ void images(const Constituents<T>& c, const JetImageOptions& o, float* out) {
     _mm_sfence();  // the streamed stores visible before the threads join
 #endif
   }
-  check(!failed, error);
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace
@@ -270,7 +280,8 @@ int64_t images_of_directory(const std::filesystem::path& dir, const std::filesys
   } catch (const Error& e) {
     throw Error(dir.string() + ": " + e.what());
   }
-  const int64_t jets = all.jets(), size = int64_t(options.pixels) * options.pixels, chunk = 1 << 14;
+  const int64_t jets = all.jets(), size = int64_t(options.pixels) * options.pixels;
+  const int64_t chunk = std::max<int64_t>(1, (int64_t(64) << 20) / (size * int64_t(sizeof(float))));  // 64 MiB of images
   const std::vector<int64_t> shape{jets, options.pixels, options.pixels};
   NpyWriter writer(out, shape);
   std::vector<float> images(size_t(std::min(jets, chunk) * size));
@@ -282,8 +293,8 @@ int64_t images_of_directory(const std::filesystem::path& dir, const std::filesys
     if (!jet_eta.empty()) part.jet_eta = all.jet_eta.subspan(size_t(first), size_t(n)), part.jet_phi = all.jet_phi.subspan(size_t(first), size_t(n));
     try {
       jet_images(part, options, images.data());
-    } catch (const Error& e) {
-      throw Error(dir.string() + ": " + e.what() + " (jets counted from " + std::to_string(first) + ")");
+    } catch (const Error& e) {  // its jet numbers count from the chunk's first jet
+      throw Error(dir.string() + ": " + e.what() + " (of the jets from jet " + std::to_string(first) + " on)");
     }
     writer.write(images.data(), n * size);
     bar.update(first + n);

@@ -409,9 +409,9 @@ int main(int argc, char** argv) {
                                                    "jet_eta.npy, jet_phi.npy (the jet axes)")->required();
   images->add_option("-o,--out", images_out, "output .npy")->capture_default_str();
   images->add_option("--pixels", image_options.pixels, "pixels per side")
-      ->capture_default_str()->check(whole_number(1, 4096, "1 to 4096 pixels"));
+      ->capture_default_str()->check(whole_number(1, 1024, "1 to 1024 pixels"));
   images->add_option("--half-width", image_options.half_width, "the grid spans |d_eta|, |d_phi| <= this")
-      ->capture_default_str()->check(number_in(1e-6, 1e3, "a positive half-width"));
+      ->capture_default_str()->check(number_in(1e-6, 1e6, "a half-width, 1e-6 to 1e6"));
   images->add_option("--centre", centre, "axis (the jet axis, as make_jets.py) | centroid (pT-weighted)")
       ->capture_default_str();
   images->add_flag("--rotate", image_options.rotate, "turn the principal axis onto d_eta");

@@ -8,9 +8,11 @@
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
+#include <omp.h>
 
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -37,14 +39,18 @@ using Floats = In<float, nb::ndim<1>>;
 
 std::span<const float> span_of(const Floats& a) { return {a.data(), a.shape(0)}; }
 
+// OpenMP's thread count when the module was imported (OMP_NUM_THREADS, else every core): threads=0's, as
+// the command line's --threads 0 leaves OpenMP's default.
+int default_threads = 1;
+
 // A trained model ready to score (tools/score.h's load_scoring_model, as `aware score -m`).
 class PyModel {
  public:
   PyModel(const std::string& path, int batch, const std::string& device, const std::string& conv,
           const std::string& precision, int threads)
-      : batch_(batch) {
+      : batch_(batch), threads_(threads > 0 ? threads : default_threads) {
     check(batch >= 1, "batch: a positive whole number of events, not " + std::to_string(batch));
-    set_cpu_threads(threads > 0 ? threads : 0);
+    check(threads >= 0, "threads: 0 (all cores) or more, not " + std::to_string(threads));
     m_ = load_scoring_model(path, batch, device, {conv, precision});
   }
   std::vector<std::string> classes() const { return m_.checkpoint.classes; }
@@ -68,13 +74,21 @@ class PyModel {
     const float* in = events.data();
     float* dst = out.data();
     nb::gil_scoped_release release;
+    // predict() uses the model's own buffers: one call at a time (taken without the GIL, so a waiting
+    // thread does not hold it). The threads are set here, on the thread that scores: OpenMP's setting
+    // is per calling thread.
+    std::lock_guard<std::mutex> one_at_a_time(mutex_);
+    set_cpu_threads(threads_);
     const std::vector<float> p = m_.model->predict(in, rows);
+    check(p.size() == size_t(rows) * size_t(classes), "score: predict returned " + std::to_string(p.size()) + " scores");
     std::memcpy(dst, p.data(), p.size() * sizeof(float));
   }
 
  private:
   ScoringModel m_;
   int batch_;
+  int threads_;       // OpenMP threads of this model's scoring
+  std::mutex mutex_;  // one score_into at a time
 };
 
 template <class T>
@@ -91,16 +105,18 @@ nb::ndarray<nb::numpy, float> images(const In<T, nb::ndim<1>>& pt, const In<T, n
   const auto sp = [](const In<T, nb::ndim<1>>& a) { return std::span<const T>(a.data(), a.shape(0)); };
   Constituents<T> c{sp(pt), sp(eta), sp(phi), {offsets.data(), offsets.shape(0)}};
   if (jet_eta) c.jet_eta = sp(*jet_eta), c.jet_phi = sp(*jet_phi);
-  check(pixels >= 1 && pixels <= 4096, "jet images: pixels must be 1 to 4096, not " + std::to_string(pixels));
+  check(pixels >= 1 && pixels <= 1024, "jet images: pixels must be 1 to 1024, not " + std::to_string(pixels));
   const size_t jets = size_t(c.jets());
   if (into) {  // the caller's array, reused chunk after chunk: no new memory to fault in
     check(into->ndim() == 3 && into->shape(0) == jets && into->shape(1) == size_t(pixels) && into->shape(2) == size_t(pixels),
           "jet_images: out must be a float32 C-contiguous array of shape (" + std::to_string(jets) + ", " +
               std::to_string(pixels) + ", " + std::to_string(pixels) + ")");
     float* data = into->data();
-    nb::gil_scoped_release release;
-    jet_images(c, o, data);
-    return nb::ndarray<nb::numpy, float>(*into);
+    {
+      nb::gil_scoped_release release;
+      jet_images(c, o, data);
+    }
+    return nb::ndarray<nb::numpy, float>(*into);  // the caller's own array object
   }
   // Not zeroed here: jet_images writes every pixel, and zeroing first would write the images twice.
   std::unique_ptr<float[]> out(new float[std::max<size_t>(1, jets * size_t(pixels) * size_t(pixels))]);
@@ -132,6 +148,7 @@ std::string lee(const Floats& anomaly, const std::vector<std::string>& names, co
                 const std::vector<double>& sigma_fb, int bins, int64_t min_background, double min_width, int64_t toys,
                 int64_t injected_toys, double luminosity, uint64_t seed, const std::vector<double>& inject_fb,
                 std::optional<std::vector<double>> window, const std::vector<int64_t>& observed, const std::string& device) {
+  check(names.size() == backgrounds.size() && names.size() == sigma_fb.size(), "lee: one name and cross-section per background");
   ScanSettings settings;
   settings.bins = bins, settings.min_background_events = min_background, settings.min_width = min_width;
   ScanInput input{Sample{span_of(anomaly), {}}, {}};
@@ -154,6 +171,7 @@ std::string lee(const Floats& anomaly, const std::vector<std::string>& names, co
 NB_MODULE(_aware, m) {
   m.doc() = "aware's C++ library (the Python API is the package aware)";
   nb::exception<Error>(m, "Error", PyExc_ValueError);
+  default_threads = omp_get_max_threads();
 
   nb::class_<PyModel>(m, "Model")
       .def(nb::init<const std::string&, int, const std::string&, const std::string&, const std::string&, int>(),
@@ -162,14 +180,14 @@ NB_MODULE(_aware, m) {
       .def_prop_ro("event_shape", &PyModel::event_shape)
       .def_prop_ro("backend", &PyModel::backend)
       .def_prop_ro("batch", &PyModel::batch)
-      .def("score_into", &PyModel::score_into, nb::arg("events"), nb::arg("out"));
+      .def("score_into", &PyModel::score_into, nb::arg("events").noconvert(), nb::arg("out").noconvert());
 
   m.def("jet_images", &images<double>, nb::arg("pt"), nb::arg("eta"), nb::arg("phi"), nb::arg("offsets"),
         nb::arg("jet_eta").none(), nb::arg("jet_phi").none(), nb::arg("pixels"), nb::arg("half_width"),
-        nb::arg("centre"), nb::arg("rotate"), nb::arg("flip"), nb::arg("normalise"), nb::arg("out").none());
+        nb::arg("centre"), nb::arg("rotate"), nb::arg("flip"), nb::arg("normalise"), nb::arg("out").none().noconvert());
   m.def("jet_images", &images<float>, nb::arg("pt"), nb::arg("eta"), nb::arg("phi"), nb::arg("offsets"),
         nb::arg("jet_eta").none(), nb::arg("jet_phi").none(), nb::arg("pixels"), nb::arg("half_width"),
-        nb::arg("centre"), nb::arg("rotate"), nb::arg("flip"), nb::arg("normalise"), nb::arg("out").none());
+        nb::arg("centre"), nb::arg("rotate"), nb::arg("flip"), nb::arg("normalise"), nb::arg("out").none().noconvert());
 
   m.def("scan", &scan);
   m.def("lee", &lee);

@@ -96,10 +96,15 @@ def test_a_float32_input_is_not_copied(run):
     events = np.random.default_rng(1).uniform(0, 5, size=(300_000, 8, 8)).astype(np.float32)  # 77 MB
 
     def peak_mb(x):
-        tracemalloc.start()
+        outer = tracemalloc.is_tracing()  # PYTHONTRACEMALLOC: measure from here, leave it running
+        if not outer:
+            tracemalloc.start()
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
         model.score(x)
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
+        peak = tracemalloc.get_traced_memory()[1] - before
+        if not outer:
+            tracemalloc.stop()
         return peak / 1e6
 
     assert peak_mb(events) < 5  # the (N, 2) output only: 2.4 MB
@@ -108,13 +113,15 @@ def test_a_float32_input_is_not_copied(run):
 
 def test_the_gil_is_released_while_scoring(run):
     root, _ = run
-    model = aware.load(root / "py" / "aa.ckpt", threads=1)
+    model = aware.load(root / "py" / "aa.ckpt", threads=1, device="cpu")
     events = np.random.default_rng(2).uniform(0, 5, size=(400_000, 8, 8)).astype(np.float32)
     ticks, stop = [], threading.Event()
 
     def count():
         while not stop.is_set():
-            ticks.append(time.perf_counter())
+            t = time.perf_counter()
+            if not ticks or t - ticks[-1] > 1e-3:  # a tick a millisecond at most: a short list
+                ticks.append(t)
 
     t = threading.Thread(target=count)
     t.start()
@@ -127,7 +134,25 @@ def test_the_gil_is_released_while_scoring(run):
     during = [x for x in ticks if start < x < end]
     assert end - start > 0.05, "too fast to tell"
     # Holding the GIL, the counter would stop for the whole call; released, it runs throughout.
-    assert len(during) > 1000 and during[-1] - during[0] > 0.8 * (end - start)
+    assert len(during) > 20 and during[-1] - during[0] > 0.5 * (end - start)
+
+
+def test_threads_sharing_a_model_get_their_own_scores(run):
+    """One model, four Python threads scoring at once: each gets what it alone would (one call at a time)."""
+    root, _ = run
+    model = aware.load(root / "py" / "aa.ckpt")
+    rng = np.random.default_rng(4)
+    inputs = [rng.uniform(0, 5, size=(20_000, 8, 8)).astype(np.float32) for _ in range(4)]
+    alone = [model.score(x) for x in inputs]
+    together = [None] * 4
+    threads = [threading.Thread(target=lambda i=i: together.__setitem__(i, model.score(inputs[i], chunk=1000)))
+               for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for a, b in zip(alone, together):
+        assert np.array_equal(a, b)
 
 
 def test_errors_are_aware_errors_with_the_command_lines_messages(run, tmp_path):
@@ -166,6 +191,7 @@ def test_scan_lee_and_roc_equal_the_command_line(run, tmp_path):
     pos, neg = a[:, 0], b[:, 0]
     pairs = (pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean()
     assert aware.auc(pos, neg) == pytest.approx(pairs, abs=1e-12)
+    assert aware.auc(a, b) == aware.auc(pos, neg)  # (N, classes): column 0, not the flattened array
     with pytest.raises(aware.Error, match="is not a cross-section in fb"):
         aware.scan(e, {"a": (a, -1.0)})
 
@@ -206,6 +232,23 @@ def histogram2d_images(pt, eta, phi, offsets, jet_eta, jet_phi):
         dphi = (dphi + np.pi) % (2 * np.pi) - np.pi
         out.append(np.histogram2d(deta, dphi, bins=(edges, edges), weights=pt[s])[0].astype(np.float32))
     return np.stack(out)
+
+
+def test_jet_images_on_the_pixel_edges_and_the_phi_seam():
+    """Every pixel edge and its float64 neighbours, in d_eta and d_phi; phi around -pi, pi, 3 pi and far away."""
+    edges = np.linspace(-1.0, 1.0, 26)
+    near = np.concatenate([edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf)])
+    seam = np.array([np.pi, -np.pi, 3 * np.pi, -3 * np.pi, 2 * np.pi, 4 * np.pi, 0.0, -0.0, 100.0, -1e4, 7 * np.pi + 0.5])
+    seam = np.concatenate([seam, np.nextafter(seam, -np.inf), np.nextafter(seam, np.inf)])
+    d_eta = np.concatenate([near, np.zeros(len(near)), np.zeros(len(seam))])
+    d_phi = np.concatenate([np.zeros(len(near)), near, seam])
+    n = len(d_eta)  # a jet a constituent, the axis at (0, 0): d = the coordinates themselves
+    args = (np.ones(n), d_eta, d_phi, np.arange(n + 1, dtype=np.int64), np.zeros(n), np.zeros(n))
+    assert np.array_equal(aware.jet_images(*args[:4], jet_eta=args[4], jet_phi=args[5]), histogram2d_images(*args))
+    # and around a jet axis near the seam
+    args = (np.ones(n), d_eta + 0.3, d_phi + np.pi - 1e-9, np.arange(n + 1, dtype=np.int64), np.full(n, 0.3),
+            np.full(n, np.pi - 1e-9))
+    assert np.array_equal(aware.jet_images(*args[:4], jet_eta=args[4], jet_phi=args[5]), histogram2d_images(*args))
 
 
 def test_jet_images_equal_numpys_histogram2d():
@@ -271,11 +314,16 @@ def test_jet_images_take_float32_and_check_their_input():
     widened = [a.astype(np.float64) for a in (pt, eta, phi)]
     assert np.array_equal(got, aware.jet_images(*widened, offsets, jet_eta=jet_eta.astype(np.float64),
                                                 jet_phi=jet_phi.astype(np.float64)))
+    # A double among the inputs: every input read as float64, none narrowed to float32.
+    mixed = aware.jet_images(pt, eta.astype(np.float64) + 1e-9, phi, offsets, jet_eta=jet_eta, jet_phi=jet_phi)
+    assert np.array_equal(mixed, aware.jet_images(*[a.astype(np.float64) for a in (pt, eta)][:1],
+                                                  eta.astype(np.float64) + 1e-9, phi.astype(np.float64), offsets,
+                                                  jet_eta=jet_eta.astype(np.float64), jet_phi=jet_phi.astype(np.float64)))
     normalised = aware.jet_images(pt, eta, phi, offsets, centre="centroid", rotate=True, flip=True, normalise=True)
     sums = normalised.reshape(50, -1).sum(1)
     assert np.allclose(sums[sums > 0], 1, atol=1e-5)
     reused = np.full_like(got, 7.0)
-    assert aware.jet_images(pt, eta, phi, offsets, jet_eta=jet_eta, jet_phi=jet_phi, out=reused) is not None
+    assert aware.jet_images(pt, eta, phi, offsets, jet_eta=jet_eta, jet_phi=jet_phi, out=reused) is reused
     assert np.array_equal(reused, got)  # filled in place, every pixel written
     with pytest.raises(aware.Error, match=r"out must be a float32 C-contiguous array of shape \(50, 25, 25\)"):
         aware.jet_images(pt, eta, phi, offsets, jet_eta=jet_eta, jet_phi=jet_phi, out=np.empty((49, 25, 25), np.float32))
@@ -330,6 +378,13 @@ def test_aware_images_errors_name_the_file(tmp_path):
     np.save(tmp_path / "c" / "offsets.npy", jets[3] + 1)
     rc, out = cli("images", tmp_path / "c", "-o", tmp_path / "i.npy")
     assert rc == 2 and "is past the" in out, out
-    assert not (tmp_path / "i.npy").exists()  # nothing half-written
+    # A bad constituent in the second chunk of jets: the first chunk is written, then removed with the rest.
+    many = random_jets(n=40_000, seed=9)
+    bad = next(j for j in range(30_000, 40_000) if many[3][j + 1] > many[3][j])
+    many[0][many[3][bad]] = -1.0
+    save_constituents(tmp_path / "m", *many)
+    rc, out = cli("images", tmp_path / "m", "-o", tmp_path / "i.npy")
+    assert rc == 2 and f"jet {bad - 26843}, constituent 0" in out and "of the jets from jet 26843 on" in out, out
+    assert sorted(os.listdir(tmp_path)) == ["c", "m"]  # no i.npy, no temporary
     rc, out = cli("images", tmp_path / "c", "--centre", "middle")
     assert rc == 2 and "--centre: 'middle' is not a centre (axis or centroid)" in out, out

@@ -64,6 +64,9 @@ class Model:
         events go through in chunks of `chunk` (aware score's --chunk), with the GIL released, so other
         Python threads run meanwhile; progress=True shows a tqdm bar.
         """
+        chunk = int(chunk)
+        if chunk < 1:
+            raise Error(f"score: chunk must be a positive number of events, not {chunk}")
         x = _floats(events, "score")
         if x.ndim != 1 + len(self.event_shape) or tuple(x.shape[1:]) != self.event_shape:
             raise Error(f"score: events of shape {x.shape}, the model takes events of shape (N, "
@@ -99,15 +102,17 @@ def jet_images(pt, eta, phi, offsets, jet_eta=None, jet_phi=None, pixels=25, hal
     out: a float32 C-contiguous (N, pixels, pixels) array to fill and return (reused across chunks, it saves
     the new memory's page faults, which cost about as much as making the images).
     """
-    dtype = np.float32 if np.asarray(pt).dtype == np.float32 else np.float64  # float32 stays, the rest: float64
+    given = [a for a in (pt, eta, phi, jet_eta, jet_phi) if a is not None]
+    # All float32: read in place as float32; anything else: float64 (never a double narrowed to float32).
+    dtype = np.float32 if all(np.asarray(a).dtype == np.float32 for a in given) else np.float64
     arrays = [_floats(a, n, (dtype,)) for a, n in ((pt, "pt"), (eta, "eta"), (phi, "phi"))]
     axes = [None if a is None else _floats(a, n, (dtype,)) for a, n in ((jet_eta, "jet_eta"), (jet_phi, "jet_phi"))]
     offs = np.asarray(offsets)
     if not np.issubdtype(offs.dtype, np.integer):
         raise Error(f"offsets: expected integers, got {offs.dtype}")
     offs = np.ascontiguousarray(offs, dtype=np.int64)
-    for a, n in zip(arrays + [offs], ("pt", "eta", "phi", "offsets")):
-        if a.ndim != 1:
+    for a, n in zip(arrays + [offs] + axes, ("pt", "eta", "phi", "offsets", "jet_eta", "jet_phi")):
+        if a is not None and a.ndim != 1:
             raise Error(f"{n}: expected a flat (1-D) array, got shape {a.shape}")
     if out is not None and not (isinstance(out, np.ndarray) and out.dtype == np.float32 and out.flags.c_contiguous
                                 and out.flags.writeable):
@@ -137,7 +142,7 @@ def _backgrounds(backgrounds, column):
             scores, sigma = value
         except (TypeError, ValueError):
             raise Error(f"backgrounds[{name!r}]: expected (scores, sigma_fb)") from None
-        if not (np.isfinite(sigma) and sigma > 0):
+        if not (isinstance(sigma, (int, float, np.floating, np.integer)) and np.isfinite(sigma) and sigma > 0):
             raise Error(f"backgrounds[{name!r}]: {sigma!r} is not a cross-section in fb (a positive number)")
         names.append(str(name)), arrays.append(_column(scores, column, f"backgrounds[{name!r}]")), sigmas.append(float(sigma))
     return names, arrays, sigmas
@@ -171,16 +176,17 @@ def lee(anomaly, backgrounds, toys, column=0, bins=1000, min_background=100, min
     return json.loads(text)
 
 
-def roc(positive, negative, max_points=500):
+def roc(positive, negative, max_points=500, column=0):
     """The ROC of scores of the positive against the negative class: {"auc", "fpr", "tpr", "threshold"}
-    (AUC exact, ties one half; the curve thinned to max_points), as in the run's analysis files."""
-    return json.loads(_aware.roc(_floats(positive, "positive").ravel(), _floats(negative, "negative").ravel(),
+    (AUC exact, ties one half; the curve thinned to max_points), as in the run's analysis files. Scores
+    are (N,) or (N, classes) (then `column`: P(first class) by default)."""
+    return json.loads(_aware.roc(_column(positive, column, "positive"), _column(negative, column, "negative"),
                                  int(max_points)))
 
 
-def auc(positive, negative):
-    """The area under the ROC curve (exact, ties one half)."""
-    return roc(positive, negative, max_points=2)["auc"]
+def auc(positive, negative, column=0):
+    """The area under the ROC curve (exact, ties one half) of (N,) or (N, classes) scores."""
+    return roc(positive, negative, max_points=2, column=column)["auc"]
 
 
 def _config(config):
@@ -198,6 +204,8 @@ def _config(config):
 
 
 def _overrides(set):
+    if isinstance(set, str):  # one "section.key=VALUE"
+        return [set]
     if isinstance(set, dict):  # {"train.lambda": 0.3} -> "train.lambda=0.3" (the value as TOML)
         import tomli_w
         return [f"{k}={tomli_w.dumps({'v': v})[4:].strip()}" for k, v in set.items()]

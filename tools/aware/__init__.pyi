@@ -8,7 +8,7 @@ import numpy.typing as npt
 Path = Union[str, PathLike[str]]
 Scores = npt.ArrayLike  # (N,) or (N, classes)
 Config = Union[Path, Mapping[str, Any]]
-Overrides = Union[Mapping[str, Any], Iterable[str]]
+Overrides = Union[str, Mapping[str, Any], Iterable[str]]
 
 CHUNK: int
 
@@ -40,8 +40,8 @@ def lee(anomaly: Scores, backgrounds: Mapping[str, Tuple[Scores, float]], toys: 
         luminosity: float = 3000.0, seed: int = 1, inject_fb: Sequence[float] = (),
         window: Optional[Tuple[float, float]] = None, observed: Optional[Sequence[int]] = None,
         device: str = "auto") -> dict[str, Any]: ...
-def roc(positive: npt.ArrayLike, negative: npt.ArrayLike, max_points: int = 500) -> dict[str, Any]: ...
-def auc(positive: npt.ArrayLike, negative: npt.ArrayLike) -> float: ...
+def roc(positive: Scores, negative: Scores, max_points: int = 500, column: int = 0) -> dict[str, Any]: ...
+def auc(positive: Scores, negative: Scores, column: int = 0) -> float: ...
 def run(config: Config, out: Path = "out", set: Overrides = (), resume: bool = False, prior: Optional[Path] = None,
         progress: bool = False) -> dict[str, Any]: ...
 def train(config: Config, stage: str = "prior", out: Path = "out", init: Optional[Path] = None, resume: bool = False,
