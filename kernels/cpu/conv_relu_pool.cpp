@@ -83,7 +83,7 @@ Scratch thread_scratch(const ConvShape& s, float* workspace) {
 }
 
 void pad_input(const ConvShape& s, const float* x, float* out) {
-  direct::pad_planes(x, s.in_c, s.in_h, s.in_w, size_t(s.in_h) * s.in_w, s.pad, input_ld(s), out);
+  direct::pad_planes(x, s.in_c, s.in_h, s.in_w, size_t(s.in_h) * s.in_w, s.in_w, s.pad, input_ld(s), out);
 }
 
 }  // namespace
@@ -158,45 +158,71 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
         a = t.wide;
       }
       const float* gy = dy + size_t(n) * s.out_size();
-      // The pre-activation gradient: through the pool (to the first maximum), then the ReLU; also
-      // written out in the wide layout (rows of ld, the extra columns zero) for weight_grad().
+      // The pre-activation gradient g, through the pool (to the first maximum) and the ReLU, written
+      // straight into the wide layout of weight_grad() (rows of ld, the extra columns and tail zero).
+      const int ch = s.conv_h();
       for (int c = 0; c < s.out_c; ++c) {
         const float* ac = a + size_t(c) * P;
-        float* gc = t.g + size_t(c) * P;
+        float* wide = t.g_wide + c * g_plane;
+        direct::zero_floats(wide, g_plane);
         if (s.pool) {
-          std::fill(gc, gc + P, 0.0f);
           const int oh = s.out_h(), ow = s.out_w();
           const float* yc = gy + size_t(c) * oh * ow;
           for (int py = 0; py < oh; ++py)
-            for (int px = 0; px < ow; ++px) gc[pool_argmax(ac, cw, py, px)] = yc[py * ow + px];
+            for (int px = 0; px < ow; ++px) {
+              // pool_argmax's first maximum, as (row, column) in the window: no division to place it.
+              const float* win = ac + 2 * py * cw + 2 * px;
+              int r = 0, col = 0;
+              float best = win[0];
+              if (win[1] > best) best = win[1], col = 1;
+              if (win[cw] > best) best = win[cw], r = 1, col = 0;
+              if (win[cw + 1] > best) best = win[cw + 1], r = 1, col = 1;
+              // windows do not overlap: one write a position
+              wide[(2 * py + r) * ld + 2 * px + col] = !s.relu || best > 0.0f ? yc[py * ow + px] : 0.0f;
+            }
         } else {
-          std::memcpy(gc, gy + size_t(c) * P, sizeof(float) * P);
+          const float* gc = gy + size_t(c) * P;
+          for (int oy = 0; oy < ch; ++oy)
+            for (int ox = 0; ox < cw; ++ox) {
+              const int k = oy * cw + ox;
+              wide[oy * ld + ox] = !s.relu || ac[k] > 0.0f ? gc[k] : 0.0f;
+            }
         }
-        if (s.relu)
-          for (int i = 0; i < P; ++i) gc[i] = ac[i] > 0.0f ? gc[i] : 0.0f;
-        float sum = 0.0f;
-        for (int i = 0; i < P; ++i) sum += gc[i];
-        db_part[c] += sum;
-        float* wide = t.g_wide + c * g_plane;
-        std::fill(wide, wide + g_plane, 0.0f);
-        for (int oy = 0; oy < s.conv_h(); ++oy) std::memcpy(wide + oy * ld, gc + oy * cw, sizeof(float) * cw);
+        // The bias gradient in kLanes partial sums (lane l: positions l mod kLanes; the extra columns and
+        // the tail add +0), then their lane-order sum: one chain of adds through the plane took longer
+        // than the routing.
+        float lanes[direct::kLanes] = {};
+        for (size_t i = 0; i < g_plane; i += direct::kLanes)
+          for (int l = 0; l < direct::kLanes; ++l) lanes[l] += wide[i + size_t(l)];
+        db_part[c] += direct::lane_sum(lanes);
       }
       pad_input(s, x + size_t(n) * s.in_size(), t.input);
       direct::weight_grad(t.input, s.in_c, ld, t.g_wide, s.out_c, s.conv_h(), dw_part);
       if (dx) {
-        direct::pad_planes(t.g, s.out_c, s.conv_h(), cw, size_t(P), 2 - s.pad, grad_ld(s), t.g_pad);
+        direct::pad_planes(t.g_wide, s.out_c, ch, cw, g_plane, ld, 2 - s.pad, grad_ld(s), t.g_pad);
         direct::conv(t.g_pad, s.out_c, grad_ld(s), flipped, s.in_c, s.in_h, nullptr, false,
                      dx + size_t(n) * s.in_size(), t.wide);
       }
     }
   }
-  // Deterministic reduction of the slot partial sums, in slot order.
-  std::memset(dw, 0, s.weight_size() * sizeof(float));
-  std::memset(db, 0, s.out_c * sizeof(float));
-  for (int slot = 0; slot < slots; ++slot) {
-    const float* dw_part = partials + slot * partial_size;
-    for (size_t i = 0; i < s.weight_size(); ++i) dw[i] += direct::lane_sum(dw_part + i * direct::kLanes);
-    for (int c = 0; c < s.out_c; ++c) db[c] += dw_part[s.weight_size() * direct::kLanes + c];
+  // Deterministic reduction of the slot partial sums: per weight, the slots' lane vectors added in slot
+  // order, then the lanes in lane order; each weight on its own, so the threads share the weights (one
+  // thread summing lane by lane, weight by weight, took a tenth of the backward pass).
+  const int64_t weights = int64_t(s.weight_size());
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (int64_t i = 0; i < weights; ++i) {
+    float lanes[direct::kLanes];
+    std::memcpy(lanes, partials + size_t(i) * direct::kLanes, sizeof lanes);
+    for (int slot = 1; slot < slots; ++slot) {
+      const float* part = partials + slot * partial_size + size_t(i) * direct::kLanes;
+      for (int l = 0; l < direct::kLanes; ++l) lanes[l] += part[l];
+    }
+    dw[i] = direct::lane_sum(lanes);
+  }
+  for (int c = 0; c < s.out_c; ++c) {
+    float sum = 0.0f;
+    for (int slot = 0; slot < slots; ++slot) sum += partials[slot * partial_size + s.weight_size() * direct::kLanes + c];
+    db[c] = sum;
   }
 }
 
