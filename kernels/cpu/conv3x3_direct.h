@@ -167,7 +167,8 @@ inline size_t grad_plane(int OH, int ld) { return size_t(round_up(OH * ld, kLane
 // the 2 extra columns of each row and the tail zero. dw holds kLanes partial sums per weight (lane l
 // sums the positions p = l mod kLanes, in order): the horizontal sums are left to the caller, once per
 // batch slot rather than once per image (they cost as much as the small layers' products).
-inline void weight_grad(const float* in, int C, int ld, const float* g, int O, int OH, float* dw) {
+// first: dw is written rather than added to (a slot's first image: no zeroing pass over the partials).
+inline void weight_grad(const float* in, int C, int ld, const float* g, int O, int OH, float* dw, bool first = false) {
   const int L = OH * ld;
   const size_t plane = size_t(OH + 2) * ld, g_plane = grad_plane(OH, ld);
   for (int c = 0; c < C; ++c)
@@ -192,7 +193,7 @@ inline void weight_grad(const float* in, int C, int ld, const float* g, int O, i
           for (int r = 0; r < outs; ++r)
             for (int t = 0; t < kGradTaps; ++t) {
               float* d = dw + ((size_t(o0 + r) * C + c) * 9 + t0 + t) * kLanes + h;
-              store(d, load(d) + acc[r][t]);
+              store(d, first ? acc[r][t] : load(d) + acc[r][t]);
             }
         }
     }

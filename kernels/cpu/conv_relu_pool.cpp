@@ -149,8 +149,9 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
     const Scratch t = thread_scratch(s, workspace);
     float* dw_part = partials + slot * partial_size;
     float* db_part = dw_part + s.weight_size() * direct::kLanes;
-    std::memset(dw_part, 0, partial_size * sizeof(float));
-    for (int n = slot_begin(slot, slots, s.batch); n < slot_begin(slot + 1, slots, s.batch); ++n) {
+    std::memset(db_part, 0, s.out_c * sizeof(float));  // dw_part is written by the slot's first image
+    const int first_image = slot_begin(slot, slots, s.batch);
+    for (int n = first_image; n < slot_begin(slot + 1, slots, s.batch); ++n) {
       const float* a = static_cast<const float*>(act) + size_t(n) * s.act_size();
       if (s.bf16_act) {  // widened into t.wide, which the input gradient only uses after this image's routing
         const bf16* stored = static_cast<const bf16*>(act) + size_t(n) * s.act_size();
@@ -197,7 +198,7 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
         db_part[c] += direct::lane_sum(lanes);
       }
       pad_input(s, x + size_t(n) * s.in_size(), t.input);
-      direct::weight_grad(t.input, s.in_c, ld, t.g_wide, s.out_c, s.conv_h(), dw_part);
+      direct::weight_grad(t.input, s.in_c, ld, t.g_wide, s.out_c, s.conv_h(), dw_part, n == first_image);
       if (dx) {
         direct::pad_planes(t.g_wide, s.out_c, ch, cw, g_plane, ld, 2 - s.pad, grad_ld(s), t.g_pad);
         direct::conv(t.g_pad, s.out_c, grad_ld(s), flipped, s.in_c, s.in_h, nullptr, false,
