@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "kernels/bf16.h"
 #include "kernels/cpu/conv3x3_direct.h"
@@ -81,6 +82,53 @@ Scratch thread_scratch(const ConvShape& s, float* workspace) {
   t.wide = t.g_pad + z.g_pad;
   return t;
 }
+
+// The weight gradient of a pooled layer from the nonzeros of the pre-activation gradient alone: a 2x2
+// max pool routes each output's gradient to one of four positions, so three quarters of g are zero and
+// the dense weight_grad() spends three quarters of its products on them. Per output channel o and
+// nonzero g at position p: dW[o][k][c] += g * x[c][p + off(k)] for the 9 taps k, vectors over the input
+// channels c of the channels-last padded input xcl[q][c] (cpad channels, the extra ones zero). part is
+// [out_c][9][cpad]; first: written rather than added to. Each weight sums its products in the order of
+// the nonzeros (row by row of the pooled output), image by image.
+template <int V>
+void sparse_weight_grad_block(const float* xcl, int cpad, int c0, int ld, const int* pos, const float* val, int count,
+                              float* part, bool first) {
+  using direct::vec;
+  vec acc[9][V] = {};
+  for (int i = 0; i < count; ++i) {
+    const vec g = vec{} + val[i];
+    const float* base = xcl + size_t(pos[i]) * cpad + c0;
+#pragma GCC unroll 9
+    for (int k = 0; k < 9; ++k) {
+      const float* xk = base + size_t((k / 3) * ld + k % 3) * cpad;
+#pragma GCC unroll 3
+      for (int v = 0; v < V; ++v) acc[k][v] += g * direct::load(xk + v * direct::kRegLanes);
+    }
+  }
+  for (int k = 0; k < 9; ++k)
+    for (int v = 0; v < V; ++v) {
+      float* d = part + size_t(k) * cpad + c0 + v * direct::kRegLanes;
+      direct::store(d, first ? acc[k][v] : direct::load(d) + acc[k][v]);
+    }
+}
+
+// Vectors of input channels per register block: 9 x V accumulators in the register file.
+constexpr int kSparseVectors = direct::kRegLanes == 16 ? 3 : 1;
+
+void sparse_weight_grad(const float* xcl, int cpad, int ld, const int* pos, const float* val, int count,
+                        float* part, bool first) {
+  for (int c0 = 0; c0 < cpad; c0 += kSparseVectors * direct::kRegLanes) {
+    const int vectors = std::min(kSparseVectors, (cpad - c0) / direct::kRegLanes);
+    if (vectors == 3)
+      sparse_weight_grad_block<3>(xcl, cpad, c0, ld, pos, val, count, part, first);
+    else if (vectors == 2)
+      sparse_weight_grad_block<2>(xcl, cpad, c0, ld, pos, val, count, part, first);
+    else
+      sparse_weight_grad_block<1>(xcl, cpad, c0, ld, pos, val, count, part, first);
+  }
+}
+
+int channels_padded(const ConvShape& s) { return direct::round_up(s.in_c, direct::kRegLanes); }
 
 void pad_input(const ConvShape& s, const float* x, float* out) {
   direct::pad_planes(x, s.in_c, s.in_h, s.in_w, size_t(s.in_h) * s.in_w, s.in_w, s.pad, input_ld(s), out);
@@ -151,6 +199,11 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
     float* db_part = dw_part + s.weight_size() * direct::kLanes;
     std::memset(db_part, 0, s.out_c * sizeof(float));  // dw_part is written by the slot's first image
     const int first_image = slot_begin(slot, slots, s.batch);
+    // Pooled layers: the nonzeros of g per output channel, and the padded input channels-last.
+    std::vector<int> nz_pos, nz_begin(size_t(s.out_c) + 1, 0);
+    std::vector<float> nz_val, xcl;
+    const int cpad = channels_padded(s), in_plane = (s.conv_h() + 2) * ld;
+    if (s.pool) xcl.assign(size_t(in_plane) * cpad, 0.0f);
     for (int n = first_image; n < slot_begin(slot + 1, slots, s.batch); ++n) {
       const float* a = static_cast<const float*>(act) + size_t(n) * s.act_size();
       if (s.bf16_act) {  // widened into t.wide, which the input gradient only uses after this image's routing
@@ -162,6 +215,7 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
       // The pre-activation gradient g, through the pool (to the first maximum) and the ReLU, written
       // straight into the wide layout of weight_grad() (rows of ld, the extra columns and tail zero).
       const int ch = s.conv_h();
+      nz_pos.clear(), nz_val.clear();
       for (int c = 0; c < s.out_c; ++c) {
         const float* ac = a + size_t(c) * P;
         float* wide = t.g_wide + c * g_plane;
@@ -179,8 +233,11 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
               if (win[cw] > best) best = win[cw], r = 1, col = 0;
               if (win[cw + 1] > best) best = win[cw + 1], r = 1, col = 1;
               // windows do not overlap: one write a position
-              wide[(2 * py + r) * ld + 2 * px + col] = !s.relu || best > 0.0f ? yc[py * ow + px] : 0.0f;
+              const float v = !s.relu || best > 0.0f ? yc[py * ow + px] : 0.0f;
+              wide[(2 * py + r) * ld + 2 * px + col] = v;
+              if (v != 0.0f) nz_pos.push_back((2 * py + r) * ld + 2 * px + col), nz_val.push_back(v);
             }
+          nz_begin[size_t(c) + 1] = int(nz_pos.size());
         } else {
           const float* gc = gy + size_t(c) * P;
           for (int oy = 0; oy < ch; ++oy)
@@ -198,7 +255,17 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
         db_part[c] += direct::lane_sum(lanes);
       }
       pad_input(s, x + size_t(n) * s.in_size(), t.input);
-      direct::weight_grad(t.input, s.in_c, ld, t.g_wide, s.out_c, s.conv_h(), dw_part, n == first_image);
+      if (s.pool) {
+        for (int c = 0; c < s.in_c; ++c)
+          for (int q = 0; q < in_plane; ++q) xcl[size_t(q) * cpad + c] = t.input[size_t(c) * in_plane + q];
+        for (int o = 0; o < s.out_c; ++o) {
+          const int b = nz_begin[size_t(o)];
+          sparse_weight_grad(xcl.data(), cpad, ld, nz_pos.data() + b, nz_val.data() + b, nz_begin[size_t(o) + 1] - b,
+                             dw_part + size_t(o) * 9 * cpad, n == first_image);
+        }
+      } else {
+        direct::weight_grad(t.input, s.in_c, ld, t.g_wide, s.out_c, s.conv_h(), dw_part, n == first_image);
+      }
       if (dx) {
         direct::pad_planes(t.g_wide, s.out_c, ch, cw, g_plane, ld, 2 - s.pad, grad_ld(s), t.g_pad);
         direct::conv(t.g_pad, s.out_c, grad_ld(s), flipped, s.in_c, s.in_h, nullptr, false,
@@ -210,8 +277,19 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
   // order, then the lanes in lane order; each weight on its own, so the threads share the weights (one
   // thread summing lane by lane, weight by weight, took a tenth of the backward pass).
   const int64_t weights = int64_t(s.weight_size());
+  if (s.pool) {  // the sparse partials, [o][k][cpad]: per weight the slots in order
+    const int cpad = channels_padded(s);
 #pragma omp parallel for schedule(static) num_threads(threads)
-  for (int64_t i = 0; i < weights; ++i) {
+    for (int64_t i = 0; i < weights; ++i) {
+      const int64_t o = i / (9 * s.in_c), c = i / 9 % s.in_c, k = i % 9;
+      const size_t at = (size_t(o) * 9 + size_t(k)) * cpad + size_t(c);
+      float sum = partials[at];
+      for (int slot = 1; slot < slots; ++slot) sum += partials[slot * partial_size + at];
+      dw[i] = sum;
+    }
+  }
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (int64_t i = 0; i < (s.pool ? 0 : weights); ++i) {
     float lanes[direct::kLanes];
     std::memcpy(lanes, partials + size_t(i) * direct::kLanes, sizeof lanes);
     for (int slot = 1; slot < slots; ++slot) {
