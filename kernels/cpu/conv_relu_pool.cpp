@@ -130,6 +130,41 @@ void sparse_weight_grad(const float* xcl, int cpad, int ld, const int* pos, cons
 
 int channels_padded(const ConvShape& s) { return direct::round_up(s.in_c, direct::kRegLanes); }
 
+// The input gradient of a pooled layer from the same nonzeros: the forward pass reads xpad[c][p + off(k)]
+// for output p, so dxpad[c][p + off(k)] += W[o][c][k] g[o][p], scattered into a channels-last padded
+// plane dxcl[q][c] (cpad channels), vectors over c with the weights of channel o held in registers.
+// wcl: [out_c][9][cpad], the weights channels-last. Each element sums in the order (o, nonzero, k).
+template <int V>
+void sparse_input_grad_block(const float* wcl, int cpad, int c0, int ld, const int* pos, const float* val, int count,
+                             float* dxcl) {
+  using direct::vec;
+  vec wr[9][V];
+  for (int k = 0; k < 9; ++k)
+    for (int v = 0; v < V; ++v) wr[k][v] = direct::load(wcl + size_t(k) * cpad + c0 + v * direct::kRegLanes);
+  for (int i = 0; i < count; ++i) {
+    const vec g = vec{} + val[i];
+    float* base = dxcl + size_t(pos[i]) * cpad + c0;
+#pragma GCC unroll 9
+    for (int k = 0; k < 9; ++k) {
+      float* dk = base + size_t((k / 3) * ld + k % 3) * cpad;
+#pragma GCC unroll 3
+      for (int v = 0; v < V; ++v) direct::store(dk + v * direct::kRegLanes, direct::load(dk + v * direct::kRegLanes) + g * wr[k][v]);
+    }
+  }
+}
+
+void sparse_input_grad(const float* wcl, int cpad, int ld, const int* pos, const float* val, int count, float* dxcl) {
+  for (int c0 = 0; c0 < cpad; c0 += kSparseVectors * direct::kRegLanes) {
+    const int vectors = std::min(kSparseVectors, (cpad - c0) / direct::kRegLanes);
+    if (vectors == 3)
+      sparse_input_grad_block<3>(wcl, cpad, c0, ld, pos, val, count, dxcl);
+    else if (vectors == 2)
+      sparse_input_grad_block<2>(wcl, cpad, c0, ld, pos, val, count, dxcl);
+    else
+      sparse_input_grad_block<1>(wcl, cpad, c0, ld, pos, val, count, dxcl);
+  }
+}
+
 void pad_input(const ConvShape& s, const float* x, float* out) {
   direct::pad_planes(x, s.in_c, s.in_h, s.in_w, size_t(s.in_h) * s.in_w, s.in_w, s.pad, input_ld(s), out);
 }
@@ -189,7 +224,18 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
   const int slots = slot_count(s.batch), P = plane(s), ld = input_ld(s), cw = s.conv_w();
   const size_t partial_size = partial_floats(s), g_plane = direct::grad_plane(s.conv_h(), ld);
   float* flipped = workspace + direct::packed_size(s.out_c, s.in_c);
-  if (dx) direct::pack_weights(w, s.out_c, s.in_c, true, flipped);
+  // Pooled layers scatter the input gradient from the nonzeros with the weights channels-last; the
+  // others convolve the padded gradient with the flipped weights.
+  const int cpad_w = channels_padded(s);
+  std::vector<float> wcl;
+  if (dx && s.pool) {
+    wcl.assign(size_t(s.out_c) * 9 * cpad_w, 0.0f);
+    for (int o = 0; o < s.out_c; ++o)
+      for (int c = 0; c < s.in_c; ++c)
+        for (int k = 0; k < 9; ++k) wcl[(size_t(o) * 9 + k) * cpad_w + c] = w[(size_t(o) * s.in_c + c) * 9 + k];
+  } else if (dx) {
+    direct::pack_weights(w, s.out_c, s.in_c, true, flipped);
+  }
   float* partials = workspace + packed_floats(s) + size_t(std::max(threads, 1)) * Sizes(s).thread();
   partials += (direct::kLanes - (uintptr_t(partials) / sizeof(float)) % direct::kLanes) % direct::kLanes;
 #pragma omp parallel for schedule(static) num_threads(threads)
@@ -201,9 +247,10 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
     const int first_image = slot_begin(slot, slots, s.batch);
     // Pooled layers: the nonzeros of g per output channel, and the padded input channels-last.
     std::vector<int> nz_pos, nz_begin(size_t(s.out_c) + 1, 0);
-    std::vector<float> nz_val, xcl;
+    std::vector<float> nz_val, xcl, dxcl;
     const int cpad = channels_padded(s), in_plane = (s.conv_h() + 2) * ld;
     if (s.pool) xcl.assign(size_t(in_plane) * cpad, 0.0f);
+    if (s.pool && dx) dxcl.resize(size_t(in_plane) * cpad);
     for (int n = first_image; n < slot_begin(slot + 1, slots, s.batch); ++n) {
       const float* a = static_cast<const float*>(act) + size_t(n) * s.act_size();
       if (s.bf16_act) {  // widened into t.wide, which the input gradient only uses after this image's routing
@@ -266,7 +313,20 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
       } else {
         direct::weight_grad(t.input, s.in_c, ld, t.g_wide, s.out_c, s.conv_h(), dw_part, n == first_image);
       }
-      if (dx) {
+      if (dx && s.pool) {
+        direct::zero_floats(dxcl.data(), dxcl.size());
+        for (int o = 0; o < s.out_c; ++o) {
+          const int b = nz_begin[size_t(o)];
+          sparse_input_grad(wcl.data() + size_t(o) * 9 * cpad, cpad, ld, nz_pos.data() + b, nz_val.data() + b,
+                            nz_begin[size_t(o) + 1] - b, dxcl.data());
+        }
+        // The interior of the padded plane, back to [c][y][x].
+        float* dxn = dx + size_t(n) * s.in_size();
+        for (int c = 0; c < s.in_c; ++c)
+          for (int iy = 0; iy < s.in_h; ++iy)
+            for (int ix = 0; ix < s.in_w; ++ix)
+              dxn[(size_t(c) * s.in_h + iy) * s.in_w + ix] = dxcl[(size_t(iy + s.pad) * ld + ix + s.pad) * cpad + c];
+      } else if (dx) {
         direct::pad_planes(t.g_wide, s.out_c, ch, cw, g_plane, ld, 2 - s.pad, grad_ld(s), t.g_pad);
         direct::conv(t.g_pad, s.out_c, grad_ld(s), flipped, s.in_c, s.in_h, nullptr, false,
                      dx + size_t(n) * s.in_size(), t.wide);
