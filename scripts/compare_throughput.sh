@@ -2,15 +2,17 @@
 # Training throughput of aware against the PyTorch anchor on this machine, in turn (aware, anchor,
 # aware, anchor, ...) so that drift of the machine's speed hits both alike. Each figure is the
 # program's own images/s (a step trains `batch` normal and `batch` anomalous images, both counted).
-#   scripts/compare_throughput.sh [RUNS=3] [THREADS=2] [BATCH=100]
+#   scripts/compare_throughput.sh [RUNS=3] [THREADS=2] [BATCH=100] [compile]
+# `compile` runs the anchor's step through torch.compile (its --compile) instead of eagerly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3} threads=${2:-2} batch=${3:-100}
+anchor_args=(); [ "${4:-}" = compile ] && anchor_args=(--compile)
 aware=() anchor=()
 for _ in $(seq "$runs"); do
   aware+=("$(./build/aware_throughput --threads "$threads" --batch "$batch" --seconds 10 |
              python3 -c 'import json,sys; print(json.load(sys.stdin)["train_images_per_s"])')")
-  anchor+=("$(scripts/anchor.sh --bench --device cpu --threads "$threads" --batch "$batch" |
+  anchor+=("$(scripts/anchor.sh --bench --device cpu --threads "$threads" --batch "$batch" "${anchor_args[@]}" |
               python3 -c 'import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])["images_per_s"])')")
 done
 python3 - "${aware[*]}" "${anchor[*]}" <<'PY'
