@@ -4,7 +4,9 @@
 //           2x2 max pool;
 // backward: route the output gradient through the pool (to the first maximum) and the ReLU into the
 //           pre-activation gradient g; then db += sum g, dW += g (x) x (weight_grad), and
-//           dx = g padded by 2 - pad, convolved with the flipped, transposed weights.
+//           dx = g padded by 2 - pad, convolved with the flipped, transposed weights. With the pool,
+//           three in four entries of g are zero: dW and dx come from g's nonzeros alone instead,
+//           vectors over the input channels (sparse_weight_grad, sparse_input_grad).
 // OpenMP over images. Determinism: images are split into a fixed number of contiguous slots (a
 // function of the batch, not of the threads), each accumulating its own weight-gradient partial
 // sum; the partial sums are added in slot order, so the gradients are the same bit for bit with
