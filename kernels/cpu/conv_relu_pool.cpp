@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/bf16.h"
@@ -52,9 +53,9 @@ int grad_ld(const ConvShape& s) { return s.in_w + 2; }
 // Per-thread scratch, in this order after the shared packed weights.
 struct Scratch {
   float* input;   // padded input planes
-  float* g;       // pre-activation gradient [out_c][conv_h][conv_w]
-  float* g_wide;  // the same in the wide layout of weight_grad()
-  float* g_pad;   // the same, padded for the input gradient
+  float* g;       // the forward pass's FP32 result before it is stored as BF16 [out_c][conv_h][conv_w]
+  float* g_wide;  // the pre-activation gradient, in the wide layout of weight_grad()
+  float* g_pad;   // the same, padded for the input gradient of the layers without the pool
   float* wide;    // output of conv() before the extra columns are dropped
 };
 
@@ -117,17 +118,26 @@ void sparse_weight_grad_block(const float* xcl, int cpad, int c0, int ld, const 
 // Vectors of input channels per register block: 9 x V accumulators in the register file.
 constexpr int kSparseVectors = direct::kRegLanes == 16 ? 3 : 1;
 
-void sparse_weight_grad(const float* xcl, int cpad, int ld, const int* pos, const float* val, int count,
-                        float* part, bool first) {
+// Calls block(std::integral_constant<int, V>, c0) for the blocks of kSparseVectors vectors of input
+// channels that make up cpad (the last one may have fewer), V the block's vectors.
+template <class Block>
+void for_channel_blocks(int cpad, Block&& block) {
   for (int c0 = 0; c0 < cpad; c0 += kSparseVectors * direct::kRegLanes) {
     const int vectors = std::min(kSparseVectors, (cpad - c0) / direct::kRegLanes);
     if (vectors == 3)
-      sparse_weight_grad_block<3>(xcl, cpad, c0, ld, pos, val, count, part, first);
+      block(std::integral_constant<int, 3>{}, c0);
     else if (vectors == 2)
-      sparse_weight_grad_block<2>(xcl, cpad, c0, ld, pos, val, count, part, first);
+      block(std::integral_constant<int, 2>{}, c0);
     else
-      sparse_weight_grad_block<1>(xcl, cpad, c0, ld, pos, val, count, part, first);
+      block(std::integral_constant<int, 1>{}, c0);
   }
+}
+
+void sparse_weight_grad(const float* xcl, int cpad, int ld, const int* pos, const float* val, int count,
+                        float* part, bool first) {
+  for_channel_blocks(cpad, [&](auto vectors, int c0) {
+    sparse_weight_grad_block<vectors()>(xcl, cpad, c0, ld, pos, val, count, part, first);
+  });
 }
 
 int channels_padded(const ConvShape& s) { return direct::round_up(s.in_c, direct::kRegLanes); }
@@ -156,15 +166,9 @@ void sparse_input_grad_block(const float* wcl, int cpad, int c0, int ld, const i
 }
 
 void sparse_input_grad(const float* wcl, int cpad, int ld, const int* pos, const float* val, int count, float* dxcl) {
-  for (int c0 = 0; c0 < cpad; c0 += kSparseVectors * direct::kRegLanes) {
-    const int vectors = std::min(kSparseVectors, (cpad - c0) / direct::kRegLanes);
-    if (vectors == 3)
-      sparse_input_grad_block<3>(wcl, cpad, c0, ld, pos, val, count, dxcl);
-    else if (vectors == 2)
-      sparse_input_grad_block<2>(wcl, cpad, c0, ld, pos, val, count, dxcl);
-    else
-      sparse_input_grad_block<1>(wcl, cpad, c0, ld, pos, val, count, dxcl);
-  }
+  for_channel_blocks(cpad, [&](auto vectors, int c0) {
+    sparse_input_grad_block<vectors()>(wcl, cpad, c0, ld, pos, val, count, dxcl);
+  });
 }
 
 void pad_input(const ConvShape& s, const float* x, float* out) {
@@ -195,7 +199,7 @@ void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, 
   for (int n = 0; n < s.batch; ++n) {
     const Scratch t = thread_scratch(s, workspace);
     pad_input(s, x + size_t(n) * s.in_size(), t.input);
-    // With BF16 storage the FP32 result goes to scratch (t.g, unused in the forward pass) first.
+    // With BF16 storage the FP32 result goes to scratch (t.g) first.
     float* a = s.bf16_act ? t.g : static_cast<float*>(act) + size_t(n) * s.act_size();
     direct::conv(t.input, s.in_c, input_ld(s), packed, s.out_c, s.conv_h(), b, s.relu, a, t.wide);
     if (s.bf16_act) {
@@ -228,13 +232,13 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
   float* flipped = workspace + direct::packed_size(s.out_c, s.in_c);
   // Pooled layers scatter the input gradient from the nonzeros with the weights channels-last; the
   // others convolve the padded gradient with the flipped weights.
-  const int cpad_w = channels_padded(s);
+  const int cpad = channels_padded(s);  // the sparse path's input channels, whole vectors
   std::vector<float> wcl;
   if (dx && s.pool) {
-    wcl.assign(size_t(s.out_c) * 9 * cpad_w, 0.0f);
+    wcl.assign(size_t(s.out_c) * 9 * cpad, 0.0f);
     for (int o = 0; o < s.out_c; ++o)
       for (int c = 0; c < s.in_c; ++c)
-        for (int k = 0; k < 9; ++k) wcl[(size_t(o) * 9 + k) * cpad_w + c] = w[(size_t(o) * s.in_c + c) * 9 + k];
+        for (int k = 0; k < 9; ++k) wcl[(size_t(o) * 9 + k) * cpad + c] = w[(size_t(o) * s.in_c + c) * 9 + k];
   } else if (dx) {
     direct::pack_weights(w, s.out_c, s.in_c, true, flipped);
   }
@@ -250,7 +254,7 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
     // Pooled layers: the nonzeros of g per output channel, and the padded input channels-last.
     std::vector<int> nz_pos, nz_begin(size_t(s.out_c) + 1, 0);
     std::vector<float> nz_val, xcl, dxcl;
-    const int cpad = channels_padded(s), in_plane = (s.conv_h() + 2) * ld;
+    const int in_plane = (s.conv_h() + 2) * ld;
     if (s.pool) xcl.assign(size_t(in_plane) * cpad, 0.0f);
     if (s.pool && dx) dxcl.resize(size_t(in_plane) * cpad);
     for (int n = first_image; n < slot_begin(slot + 1, slots, s.batch); ++n) {
@@ -283,8 +287,9 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
               if (win[cw + 1] > best) best = win[cw + 1], r = 1, col = 1;
               // windows do not overlap: one write a position
               const float v = !s.relu || best > 0.0f ? yc[py * ow + px] : 0.0f;
-              wide[(2 * py + r) * ld + 2 * px + col] = v;
-              if (v != 0.0f) nz_pos.push_back((2 * py + r) * ld + 2 * px + col), nz_val.push_back(v);
+              const int at = (2 * py + r) * ld + 2 * px + col;
+              wide[at] = v;
+              if (v != 0.0f) nz_pos.push_back(at), nz_val.push_back(v);
             }
           nz_begin[size_t(c) + 1] = int(nz_pos.size());
         } else {
@@ -340,7 +345,6 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
   // thread summing lane by lane, weight by weight, took a tenth of the backward pass).
   const int64_t weights = int64_t(s.weight_size());
   if (s.pool) {  // the sparse partials, [o][k][cpad]: per weight the slots in order
-    const int cpad = channels_padded(s);
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t i = 0; i < weights; ++i) {
       const int64_t o = i / (9 * s.in_c), c = i / 9 % s.in_c, k = i % 9;
@@ -349,16 +353,17 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
       for (int slot = 1; slot < slots; ++slot) sum += partials[slot * partial_size + at];
       dw[i] = sum;
     }
-  }
+  } else {
 #pragma omp parallel for schedule(static) num_threads(threads)
-  for (int64_t i = 0; i < (s.pool ? 0 : weights); ++i) {
-    float lanes[direct::kLanes];
-    std::memcpy(lanes, partials + size_t(i) * direct::kLanes, sizeof lanes);
-    for (int slot = 1; slot < slots; ++slot) {
-      const float* part = partials + slot * partial_size + size_t(i) * direct::kLanes;
-      for (int l = 0; l < direct::kLanes; ++l) lanes[l] += part[l];
+    for (int64_t i = 0; i < weights; ++i) {
+      float lanes[direct::kLanes];
+      std::memcpy(lanes, partials + size_t(i) * direct::kLanes, sizeof lanes);
+      for (int slot = 1; slot < slots; ++slot) {
+        const float* part = partials + slot * partial_size + size_t(i) * direct::kLanes;
+        for (int l = 0; l < direct::kLanes; ++l) lanes[l] += part[l];
+      }
+      dw[i] = direct::lane_sum(lanes);
     }
-    dw[i] = direct::lane_sum(lanes);
   }
   for (int c = 0; c < s.out_c; ++c) {
     float sum = 0.0f;
