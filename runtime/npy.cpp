@@ -585,31 +585,10 @@ void save_npy(const std::filesystem::path& path, const float* data, std::span<co
   check(count.has_value(), path.string() + ": cannot save shape " + shape_string(shape) +
                                " (negative or too large dimension)");
   check(data != nullptr || *count == 0, path.string() + ": cannot save shape " + shape_string(shape) + " from null data");
-
-  fs::path temporary = path;
-  temporary += ".tmp." + std::to_string(::getpid());
-  FileDescriptor fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (fd.get() < 0) throw npy_error(path, "cannot create " + temporary.string() + ": " + errno_text(errno));
-
-  // Readers must see either the old file or the complete new one, never a partial write.
-  try {
-    std::string header = make_header(shape);
-    write_all(path, fd.get(), header.data(), header.size());
-    write_all(path, fd.get(), data, static_cast<size_t>(*count) * sizeof(float));
-    if (::fsync(fd.get()) != 0) throw npy_error(path, "cannot fsync " + temporary.string() + ": " + errno_text(errno));
-    if (fd.close() != 0) throw npy_error(path, "cannot close " + temporary.string() + ": " + errno_text(errno));
-    if (::rename(temporary.c_str(), path.c_str()) != 0) {
-      throw npy_error(path, "cannot rename " + temporary.string() + " over it: " + errno_text(errno));
-    }
-  } catch (...) {
-    ::unlink(temporary.c_str());
-    throw;
-  }
-
-  // Make the rename itself durable. Best effort: the file is complete either way.
-  fs::path directory = path.has_parent_path() ? path.parent_path() : fs::path(".");
-  FileDescriptor directory_fd(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (directory_fd.get() >= 0) ::fsync(directory_fd.get());
+  // Readers see either the old file or the complete new one, never a partial write (NpyWriter).
+  NpyWriter writer(path, shape);
+  writer.write(data, *count);
+  writer.commit();
 }
 
 std::string npy_header(std::span<const int64_t> shape) { return make_header(shape); }
@@ -700,7 +679,7 @@ void NpyWriter::commit() {
   if (::rename(temporary_.c_str(), path_.c_str()) != 0)
     throw npy_error(path_, "cannot rename " + temporary_.string() + " over it: " + errno_text(errno));
   committed_ = true;
-  // The rename itself made durable, as save_npy does. Best effort: the file is complete either way.
+  // The rename itself made durable. Best effort: the file is complete either way.
   const fs::path directory = path_.has_parent_path() ? path_.parent_path() : fs::path(".");
   FileDescriptor directory_fd(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (directory_fd.get() >= 0) ::fsync(directory_fd.get());
