@@ -93,9 +93,19 @@ void check_input(const Constituents<T>& c, const JetImageOptions& o) {
           "jet images: jet " + std::to_string(j) + "'s axis is not finite");
 }
 
-// One jet's image into img (pixels^2 floats, zero), with acc a zeroed pixels^2 scratch left zeroed.
-void write_image(const JetImageOptions& o, std::vector<double>& acc, const std::vector<int>& touched, float* img);
+// The touched pixels' float64 sums rounded into the image (divided by their total to normalise), and
+// the scratch zeroed again.
+void write_image(const JetImageOptions& o, std::vector<double>& acc, const std::vector<int>& touched, float* img) {
+  double total = 0;
+  if (o.normalise)
+    for (const int p : touched) total += acc[size_t(p)];
+  for (const int p : touched) {
+    img[p] = float(o.normalise ? acc[size_t(p)] / total : acc[size_t(p)]);
+    acc[size_t(p)] = 0;
+  }
+}
 
+// One jet's image into img (pixels^2 floats, zero), with acc a zeroed pixels^2 scratch left zeroed.
 template <class T>
 void one_jet(const Constituents<T>& c, int64_t j, const JetImageOptions& o, const std::vector<double>& edges,
              std::vector<double>& acc, std::vector<int>& touched, std::vector<double>& de, std::vector<double>& dp,
@@ -176,18 +186,6 @@ void one_jet(const Constituents<T>& c, int64_t j, const JetImageOptions& o, cons
   }
   for (int64_t i = 0; i < n; ++i) add(i, de[size_t(i)], dp[size_t(i)]);
   write_image(o, acc, touched, img);
-}
-
-// The touched pixels' float64 sums rounded into the image (divided by their total to normalise), and
-// the scratch zeroed again.
-void write_image(const JetImageOptions& o, std::vector<double>& acc, const std::vector<int>& touched, float* img) {
-  double total = 0;
-  if (o.normalise)
-    for (const int p : touched) total += acc[size_t(p)];
-  for (const int p : touched) {
-    img[p] = float(o.normalise ? acc[size_t(p)] / total : acc[size_t(p)]);
-    acc[size_t(p)] = 0;
-  }
 }
 
 // Copies one image to the output with non-temporal stores: the output is written once and not read

@@ -105,6 +105,7 @@ nb::ndarray<nb::numpy, float> images(const In<T, nb::ndim<1>>& pt, const In<T, n
   const auto sp = [](const In<T, nb::ndim<1>>& a) { return std::span<const T>(a.data(), a.shape(0)); };
   Constituents<T> c{sp(pt), sp(eta), sp(phi), {offsets.data(), offsets.shape(0)}};
   if (jet_eta) c.jet_eta = sp(*jet_eta), c.jet_phi = sp(*jet_phi);
+  // Before the output is allocated (jet_images checks it again, with everything else).
   check(pixels >= 1 && pixels <= 1024, "jet images: pixels must be 1 to 1024, not " + std::to_string(pixels));
   const size_t jets = size_t(c.jets());
   if (into) {  // the caller's array, reused chunk after chunk: no new memory to fault in
@@ -129,16 +130,29 @@ nb::ndarray<nb::numpy, float> images(const In<T, nb::ndim<1>>& pt, const In<T, n
   return nb::ndarray<nb::numpy, float>(data, {jets, size_t(pixels), size_t(pixels)}, free_it);
 }
 
+// The scan's input and settings, as `aware scan` makes them from its files and options.
+ScanInput scan_input(const Floats& anomaly, const std::vector<std::string>& names, const std::vector<Floats>& backgrounds,
+                     const std::vector<double>& sigma_fb, const char* what) {
+  check(names.size() == backgrounds.size() && names.size() == sigma_fb.size(),
+        std::string(what) + ": one name and cross-section per background");
+  ScanInput input{Sample{span_of(anomaly), {}}, {}};
+  for (size_t i = 0; i < names.size(); ++i) input.background.push_back({names[i], Sample{span_of(backgrounds[i]), {}}, sigma_fb[i]});
+  return input;
+}
+
+ScanSettings scan_settings(int bins, int64_t min_background, double min_width) {
+  ScanSettings settings;
+  settings.bins = bins, settings.min_background_events = min_background, settings.min_width = min_width;
+  return settings;
+}
+
 // The window scan of `anomaly` against the backgrounds (aware scan): its report, as the JSON text the
 // CLI writes to NAME_scan.json.
 std::string scan(const Floats& anomaly, const std::vector<std::string>& names, const std::vector<Floats>& backgrounds,
                  const std::vector<double>& sigma_fb, int bins, int64_t min_background, double min_width,
                  const std::vector<double>& widths, const std::vector<double>& luminosities, const std::string& device) {
-  check(names.size() == backgrounds.size() && names.size() == sigma_fb.size(), "scan: one name and cross-section per background");
-  ScanSettings settings;
-  settings.bins = bins, settings.min_background_events = min_background, settings.min_width = min_width;
-  ScanInput input{Sample{span_of(anomaly), {}}, {}};
-  for (size_t i = 0; i < names.size(); ++i) input.background.push_back({names[i], Sample{span_of(backgrounds[i]), {}}, sigma_fb[i]});
+  const ScanInput input = scan_input(anomaly, names, backgrounds, sigma_fb, "scan");
+  const ScanSettings settings = scan_settings(bins, min_background, min_width);
   nb::gil_scoped_release release;
   return scan_report(input, settings, widths, luminosities, device).dump();
 }
@@ -148,11 +162,8 @@ std::string lee(const Floats& anomaly, const std::vector<std::string>& names, co
                 const std::vector<double>& sigma_fb, int bins, int64_t min_background, double min_width, int64_t toys,
                 int64_t injected_toys, double luminosity, uint64_t seed, const std::vector<double>& inject_fb,
                 std::optional<std::vector<double>> window, const std::vector<int64_t>& observed, const std::string& device) {
-  check(names.size() == backgrounds.size() && names.size() == sigma_fb.size(), "lee: one name and cross-section per background");
-  ScanSettings settings;
-  settings.bins = bins, settings.min_background_events = min_background, settings.min_width = min_width;
-  ScanInput input{Sample{span_of(anomaly), {}}, {}};
-  for (size_t i = 0; i < names.size(); ++i) input.background.push_back({names[i], Sample{span_of(backgrounds[i]), {}}, sigma_fb[i]});
+  const ScanInput input = scan_input(anomaly, names, backgrounds, sigma_fb, "lee");
+  const ScanSettings settings = scan_settings(bins, min_background, min_width);
   LeeSettings l;
   l.toys = toys, l.injected_toys = injected_toys, l.luminosity = luminosity, l.seed = seed, l.signals_fb = inject_fb;
   if (window) {
