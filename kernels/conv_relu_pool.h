@@ -37,10 +37,18 @@ namespace cpu {
 // (im2col buffers per thread, weight-gradient partial sums per slot of images).
 size_t conv_relu_pool_workspace(const ConvShape& s, int threads);
 
+// How the CPU forward pass sums: the direct sum (conv3x3_direct.h) or Winograd F(2x2, 3x3)
+// (conv3x3_winograd.h: 2.25x fewer multiplies, FP32 with its own rounding, within ~1e-7 relative of
+// the direct sum). automatic: Winograd from kWinogradMinChannels input channels (the first layer's
+// single channel has too few products per transform). The backward pass is the same for both.
+enum class ConvAlgorithm { automatic, direct, winograd };
+constexpr int kWinogradMinChannels = 2;
+
 // act: [batch][out_c][conv_h][conv_w], float or bf16 (s.bf16_act); y: [batch][out_c][out_h][out_w]
 // (y may equal act without pool).
 void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, const float* b,
-                            void* act, float* y, float* workspace, int threads);
+                            void* act, float* y, float* workspace, int threads,
+                            ConvAlgorithm algorithm = ConvAlgorithm::automatic);
 
 // dy is the gradient of y. dx may be null (the first layer needs no input gradient).
 // dw and db are overwritten, not accumulated. The result does not depend on the thread count.

@@ -145,6 +145,27 @@ TEST(Conv, PaperShapesForwardMatchReference) {
   }
 }
 
+TEST(Conv, BothForwardAlgorithmsMatchTheReference) {
+  // Odd and even output sizes (a last tile half outside), a tile row longer than a vector (40 columns:
+  // 20 tiles), one input channel, and a channel count that leaves a partial register block.
+  for (ConvShape s : {ConvShape{2, 1, 25, 25, 30, 0, true, false}, ConvShape{3, 7, 9, 12, 11, 1, false, false},
+                      ConvShape{2, 5, 42, 40, 9, 0, true, true}, ConvShape{2, 30, 10, 10, 40, 1, true, true},
+                      ConvShape{1, 3, 4, 3, 2, 1, true, false}})
+    for (auto algorithm : {cpu::ConvAlgorithm::direct, cpu::ConvAlgorithm::winograd}) {
+      const auto x = random_vector(s.batch * s.in_size(), 15), w = random_vector(s.weight_size(), 16),
+                 b = random_vector(s.out_c, 17);
+      auto act = poisoned(s.batch * s.act_size()), y = poisoned(s.batch * s.out_size());
+      std::vector<float> ws(cpu::conv_relu_pool_workspace(s, kThreads));
+      cpu::conv_relu_pool_forward(s, x.data(), w.data(), b.data(), act.data(), s.pool ? y.data() : act.data(), ws.data(),
+                                  kThreads, algorithm);
+      const ConvRef r = conv_reference(s, x, w, b);
+      SCOPED_TRACE(algorithm == cpu::ConvAlgorithm::direct ? "direct" : "winograd");
+      SCOPED_TRACE(s.in_c);
+      expect_close(r.act, act.data(), 1e-5, "act");
+      if (s.pool) expect_close(r.y, y.data(), 1e-5, "y");
+    }
+}
+
 TEST(Conv, BackwardIsTheSameBitForBitWithAnyThreadCount) {
   const ConvShape s{37, 4, 11, 11, 6, 1, true, true};
   const auto x = random_vector(s.batch * s.in_size(), 11), w = random_vector(s.weight_size(), 12),

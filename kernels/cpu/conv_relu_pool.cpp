@@ -25,6 +25,7 @@
 
 #include "kernels/bf16.h"
 #include "kernels/cpu/conv3x3_direct.h"
+#include "kernels/cpu/conv3x3_winograd.h"
 #include "kernels/error.h"
 
 namespace aware::cpu {
@@ -50,28 +51,38 @@ inline int pool_argmax(const float* plane, int w, int py, int px) {
 int input_ld(const ConvShape& s) { return s.conv_w() + 2; }
 int grad_ld(const ConvShape& s) { return s.in_w + 2; }
 
-// Per-thread scratch, in this order after the shared packed weights.
+winograd::Geometry winograd_geometry(const ConvShape& s) {
+  return winograd::Geometry(s.in_c, s.out_c, s.in_h, s.in_w, s.pad);
+}
+
+// Per-thread scratch, in this order after the shared packed weights. The Winograd forward pass's
+// transforms share the backward pass's g_wide.. room (the two never run at once).
 struct Scratch {
-  float* input;   // padded input planes
-  float* g;       // the forward pass's FP32 result before it is stored as BF16 [out_c][conv_h][conv_w]
-  float* g_wide;  // the pre-activation gradient, in the wide layout of weight_grad()
-  float* g_pad;   // the same, padded for the input gradient of the layers without the pool
-  float* wide;    // output of conv() before the extra columns are dropped
+  float* input;     // padded input planes
+  float* g;         // the forward pass's FP32 result before it is stored as BF16 [out_c][conv_h][conv_w]
+  float* g_wide;    // the pre-activation gradient, in the wide layout of weight_grad()
+  float* g_pad;     // the same, padded for the input gradient of the layers without the pool
+  float* wide;      // output of conv() before the extra columns are dropped
+  float* winograd;  // the Winograd transforms (at g_wide)
 };
 
 struct Sizes {
-  size_t input, g, g_wide, g_pad, wide;
+  size_t input, g, g_wide, g_pad, wide, winograd;
   explicit Sizes(const ConvShape& s)
       : input(direct::padded_size(s.in_c, s.conv_h() + 2, input_ld(s))),
         g(s.act_size()),
         g_wide(size_t(s.out_c) * direct::grad_plane(s.conv_h(), input_ld(s))),
         g_pad(direct::padded_size(s.out_c, s.in_h + 2, grad_ld(s))),
-        wide(std::max(direct::wide_size(s.out_c, s.conv_h(), input_ld(s)), direct::wide_size(s.in_c, s.in_h, grad_ld(s)))) {}
-  size_t thread() const { return input + g + g_wide + g_pad + wide; }
+        wide(std::max(direct::wide_size(s.out_c, s.conv_h(), input_ld(s)), direct::wide_size(s.in_c, s.in_h, grad_ld(s)))),
+        winograd(winograd_geometry(s).scratch_size()) {}
+  size_t thread() const { return input + g + std::max(g_wide + g_pad + wide, winograd); }
 };
 
+// The shared packed weights: the direct forward pass's, the flipped ones of the input gradient, the
+// Winograd transforms.
 size_t packed_floats(const ConvShape& s) {
-  return direct::packed_size(s.out_c, s.in_c) + direct::packed_size(s.in_c, s.out_c);
+  return direct::packed_size(s.out_c, s.in_c) + direct::packed_size(s.in_c, s.out_c) +
+         winograd::packed_size(s.out_c, s.in_c);
 }
 
 Scratch thread_scratch(const ConvShape& s, float* workspace) {
@@ -83,7 +94,13 @@ Scratch thread_scratch(const ConvShape& s, float* workspace) {
   t.g_wide = t.g + z.g;
   t.g_pad = t.g_wide + z.g_wide;
   t.wide = t.g_pad + z.g_pad;
+  t.winograd = t.g_wide;
   return t;
+}
+
+bool use_winograd(const ConvShape& s, ConvAlgorithm algorithm) {
+  if (algorithm == ConvAlgorithm::automatic) return s.in_c >= kWinogradMinChannels;
+  return algorithm == ConvAlgorithm::winograd;
 }
 
 // The weight gradient of a pooled layer from the nonzeros of the pre-activation gradient alone: a 2x2
@@ -190,18 +207,28 @@ size_t conv_relu_pool_workspace(const ConvShape& s, int threads) {
 }
 
 void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, const float* b,
-                            void* act, float* y, float* workspace, int threads) {
+                            void* act, float* y, float* workspace, int threads, ConvAlgorithm algorithm) {
   check(!s.bf16_act || s.pool, "conv: BF16 activations need the pool (without it act is the output y)");
+  const bool fast = use_winograd(s, algorithm);
   float* packed = workspace;
-  direct::pack_weights(w, s.out_c, s.in_c, false, packed);
+  float* packed_winograd = workspace + direct::packed_size(s.out_c, s.in_c) + direct::packed_size(s.in_c, s.out_c);
+  if (fast)
+    winograd::pack_weights(w, s.out_c, s.in_c, packed_winograd);
+  else
+    direct::pack_weights(w, s.out_c, s.in_c, false, packed);
+  const winograd::Geometry geometry = winograd_geometry(s);
   const int P = plane(s);
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (int n = 0; n < s.batch; ++n) {
     const Scratch t = thread_scratch(s, workspace);
-    pad_input(s, x + size_t(n) * s.in_size(), t.input);
     // With BF16 storage the FP32 result goes to scratch (t.g) first.
     float* a = s.bf16_act ? t.g : static_cast<float*>(act) + size_t(n) * s.act_size();
-    direct::conv(t.input, s.in_c, input_ld(s), packed, s.out_c, s.conv_h(), b, s.relu, a, t.wide);
+    if (fast) {
+      winograd::conv(geometry, x + size_t(n) * s.in_size(), packed_winograd, b, s.relu, a, t.winograd);
+    } else {
+      pad_input(s, x + size_t(n) * s.in_size(), t.input);
+      direct::conv(t.input, s.in_c, input_ld(s), packed, s.out_c, s.conv_h(), b, s.relu, a, t.wide);
+    }
     if (s.bf16_act) {
       bf16* stored = static_cast<bf16*>(act) + size_t(n) * s.act_size();
       for (size_t i = 0; i < s.act_size(); ++i) {

@@ -1,0 +1,326 @@
+// Winograd F(2x2, 3x3) forward convolution (stride 1) of one image, for the CPU conv kernel. Each
+// 2x2 block of outputs comes from a 4x4 block of input ("tile"): with the input tile transformed,
+// V = B^T d B, and the weights, U = G w G^T, the 16 products U[e] V[e] replace the 36 multiply-adds of
+// the direct sum, and the output is Y = A^T M A (Lavin & Gray, arXiv:1509.09308). Per channel pair
+// the 16 products are sums over the input channels: 16 small matrix products M[e] = U[e] (O x C) times
+// V[e] (C x tiles), which is where the time goes (2.25x fewer multiplies than the direct sum at the
+// same register blocking as conv3x3_direct.h: kBlock output channels x up to kMaxVectors vectors of
+// tiles). The transforms are adds only (G's halves are exact) and vectorised over the tiles of one
+// tile row: the padded input is split into its even and odd columns, so the 4 columns of tile tx are
+// E[tx], O[tx], E[tx + 1], O[tx + 1], all read at unit stride.
+//
+// Arithmetic is FP32, but not the direct sum's: each output differs from it by a few rounding errors
+// of the partial sums (|error| ~ 1e-7 of the largest |input x weight| sum; checked against a double
+// reference in tests/test_kernels.cpp). Every output is computed the same way whatever the threads.
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/cpu/conv3x3_direct.h"
+
+namespace aware::cpu::winograd {
+
+using direct::broadcast;
+using direct::kRegLanes;
+using direct::load;
+using direct::round_up;
+using direct::store;
+using direct::vec;
+
+#if defined(__AVX512F__)
+constexpr int kBlock = 8;       // output channels per register block of the products
+constexpr int kMaxVectors = 3;  // vectors of tiles per block: 24 accumulators
+#else
+constexpr int kBlock = 5;       // AVX2: 10 accumulators of the 16 registers
+constexpr int kMaxVectors = 2;
+#endif
+
+// The sizes of one layer's transform buffers (per image), all in floats.
+struct Geometry {
+  int C, O, H, W, pad;  // C input planes of H x W, zero-padded by pad; O output planes
+  int OH, OW;           // the output planes
+  int th, tw, T;        // tile rows and columns (ceil(OH / 2), ceil(OW / 2)) and tiles
+  int ts;               // floats per channel row of V and M: the tiles in whole vectors, + one vector
+                        // for the last tile row's overflowing store
+  int hw;               // floats per half row (even or odd columns) of the split input
+  int rows;             // rows of the split input: 2 th + 2
+
+  Geometry(int C_, int O_, int H_, int W_, int pad_)
+      : C(C_), O(O_), H(H_), W(W_), pad(pad_), OH(H_ + 2 * pad_ - 2), OW(W_ + 2 * pad_ - 2) {
+    th = (OH + 1) / 2, tw = (OW + 1) / 2, T = th * tw;
+    ts = round_up(T, kRegLanes) + kRegLanes;
+    hw = round_up(tw + 1, kRegLanes);
+    rows = 2 * th + 2;
+  }
+  // + kRegLanes: the last vector of the last half row reads one float beyond it.
+  size_t split_size() const { return size_t(C) * rows * 2 * hw + kRegLanes; }
+  size_t v_size() const { return size_t(16) * C * ts; }
+  size_t m_size() const { return size_t(16) * O * ts; }
+  size_t scratch_size() const { return split_size() + v_size() + m_size() + 2 * hw; }
+};
+
+// Floats of the transformed weights: [16][O / kBlock][C][kBlock], zero-padded to whole blocks.
+inline size_t packed_size(int O, int C) { return size_t(16) * round_up(O, kBlock) * C; }
+
+// U[e] = G w G^T of w[O][C][3][3] for each (o, c), computed in double and rounded once.
+inline void pack_weights(const float* w, int O, int C, float* packed) {
+  std::fill(packed, packed + packed_size(O, C), 0.0f);
+  const int blocks = round_up(O, kBlock) / kBlock;
+  for (int o = 0; o < O; ++o)
+    for (int c = 0; c < C; ++c) {
+      const float* g = w + (size_t(o) * C + c) * 9;
+      double gt[4][3];  // G g: rows of G times the kernel's columns
+      for (int x = 0; x < 3; ++x) {
+        const double a = g[x], b = g[3 + x], d = g[6 + x];
+        gt[0][x] = a, gt[1][x] = 0.5 * (a + b + d), gt[2][x] = 0.5 * (a - b + d), gt[3][x] = d;
+      }
+      for (int i = 0; i < 4; ++i) {
+        const double a = gt[i][0], b = gt[i][1], d = gt[i][2];
+        const double u[4] = {a, 0.5 * (a + b + d), 0.5 * (a - b + d), d};
+        for (int j = 0; j < 4; ++j)
+          packed[((size_t(i * 4 + j) * blocks + o / kBlock) * C + c) * kBlock + o % kBlock] = float(u[j]);
+      }
+    }
+}
+
+// The even and odd lanes of the 2 kRegLanes floats at p (the inverse of interleave()).
+inline void deinterleave(const float* p, vec& even, vec& odd) {
+#if defined(__AVX512F__)
+  const __m512i even_idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd_idx = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const __m512 a = _mm512_loadu_ps(p), b = _mm512_loadu_ps(p + 16);
+  even = vec(_mm512_permutex2var_ps(a, even_idx, b));
+  odd = vec(_mm512_permutex2var_ps(a, odd_idx, b));
+#else
+  float e[kRegLanes], o[kRegLanes];
+  for (int i = 0; i < kRegLanes; ++i) e[i] = p[2 * i], o[i] = p[2 * i + 1];
+  even = load(e), odd = load(o);
+#endif
+}
+
+// x [C][H][W] -> split[C][rows][2][hw]: row r of the zero-padded plane, its even columns then its odd.
+// row: 2 hw floats of scratch.
+inline void split_input(const Geometry& g, const float* x, float* split, float* row) {
+  const size_t row_floats = size_t(2) * g.hw;
+  direct::zero_floats(row, row_floats);
+  for (int c = 0; c < g.C; ++c) {
+    float* plane = split + size_t(c) * g.rows * row_floats;
+    direct::zero_floats(plane, size_t(g.pad) * row_floats);
+    for (int y = 0; y < g.H; ++y) {
+      direct::copy_floats(row + g.pad, x + (size_t(c) * g.H + y) * g.W, g.W);  // row's padding stays zero
+      float* out = plane + size_t(y + g.pad) * row_floats;
+      for (int u = 0; u < g.hw; u += kRegLanes) {
+        vec even, odd;
+        deinterleave(row + 2 * u, even, odd);
+        store(out + u, even);
+        store(out + g.hw + u, odd);
+      }
+    }
+    direct::zero_floats(plane + size_t(g.H + g.pad) * row_floats, size_t(g.rows - g.H - g.pad) * row_floats);
+  }
+  direct::zero_floats(split + size_t(g.C) * g.rows * row_floats, kRegLanes);
+}
+
+// The 4 column vectors d0..d3 of one input row for the tiles tx0 .. tx0 + kRegLanes - 1: dj holds
+// column 2 tx + j of the zero-padded row. With AVX-512 they come straight from the image row (masked
+// loads do the padding, two permutes per vector split the even and odd columns); otherwise from the
+// split input.
+struct RowColumns {
+  vec d[4];
+};
+
+#if defined(__AVX512F__)
+// Lanes l of a load at padded column k that fall inside the image row: pad <= k + l < pad + W.
+inline __mmask16 inside(int k, int pad, int W) {
+  const int lo = std::clamp(pad - k, 0, 16), hi = std::clamp(pad + W - k, 0, 16);
+  return hi > lo ? __mmask16((1u << hi) - (1u << lo)) : __mmask16(0);
+}
+
+// The masks of row_columns()'s three loads for the tiles from tx0 (the same for every row).
+struct RowMasks {
+  __mmask16 m[3];
+  RowMasks(const Geometry& g, int tx0) {
+    for (int i = 0; i < 3; ++i) m[i] = inside(2 * tx0 + 16 * i, g.pad, g.W);
+  }
+};
+
+inline RowColumns row_columns(const Geometry& g, const RowMasks& masks, const float* x_row, int tx0) {
+  const __m512i even_idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd_idx = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const int k = 2 * tx0;  // the first padded column; image column k - pad (masked where outside)
+  // The address of padded column k + 16 i: formed as an integer, since it may lie before the row.
+  auto at = [&](int i) { return reinterpret_cast<const float*>(uintptr_t(x_row) + intptr_t(k + 16 * i - g.pad) * 4); };
+  const __m512 a = _mm512_maskz_loadu_ps(masks.m[0], at(0));
+  const __m512 b = _mm512_maskz_loadu_ps(masks.m[1], at(1));
+  const __m512 c = _mm512_maskz_loadu_ps(masks.m[2], at(2));
+  const __m512i shift2 = _mm512_setr_epi32(2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17);
+  const __m512 a2 = _mm512_permutex2var_ps(a, shift2, b), b2 = _mm512_permutex2var_ps(b, shift2, c);  // from k + 2
+  return {{vec(_mm512_permutex2var_ps(a, even_idx, b)), vec(_mm512_permutex2var_ps(a, odd_idx, b)),
+           vec(_mm512_permutex2var_ps(a2, even_idx, b2)), vec(_mm512_permutex2var_ps(a2, odd_idx, b2))}};
+}
+#endif
+
+// V[e][c][t] = (B^T d B)[e] of the tile t = ty * tw + tx of channel c. A vector holds the tiles
+// tx0 .. tx0 + kRegLanes - 1 of one tile row; the lanes beyond tw land on the next row's first
+// tiles, which the next row then overwrites (rows in order), or in the slack after the last.
+// x: the image [C][H][W]; split: its split_input() (read only without AVX-512).
+inline void transform_input(const Geometry& g, [[maybe_unused]] const float* x, [[maybe_unused]] const float* split,
+                            float* V) {
+  const size_t e_stride = size_t(g.C) * g.ts;
+  for (int c = 0; c < g.C; ++c)
+    for (int ty = 0; ty < g.th; ++ty)
+      for (int tx0 = 0; tx0 < g.tw; tx0 += kRegLanes) {  // in order: see the overflow above
+#if defined(__AVX512F__)
+        const RowMasks masks(g, tx0);
+#endif
+        vec h[4][4];  // the horizontal transform d B of the tile's 4 rows
+        for (int i = 0; i < 4; ++i) {
+#if defined(__AVX512F__)
+          const int y = 2 * ty + i - g.pad;  // the image row
+          RowColumns r{};
+          if (y >= 0 && y < g.H) r = row_columns(g, masks, x + (size_t(c) * g.H + y) * g.W, tx0);
+#else
+          const float* even = split + (size_t(c) * g.rows + 2 * ty + i) * 2 * g.hw + tx0;
+          const float* odd = even + g.hw;
+          const RowColumns r{{load(even), load(odd), load(even + 1), load(odd + 1)}};
+#endif
+          const vec &d0 = r.d[0], &d1 = r.d[1], &d2 = r.d[2], &d3 = r.d[3];
+          h[i][0] = d0 - d2, h[i][1] = d1 + d2, h[i][2] = d2 - d1, h[i][3] = d1 - d3;
+        }
+        float* out = V + size_t(c) * g.ts + size_t(ty) * g.tw + tx0;
+        for (int j = 0; j < 4; ++j) {
+          store(out + (0 * 4 + j) * e_stride, h[0][j] - h[2][j]);
+          store(out + (1 * 4 + j) * e_stride, h[1][j] + h[2][j]);
+          store(out + (2 * 4 + j) * e_stride, h[2][j] - h[1][j]);
+          store(out + (3 * 4 + j) * e_stride, h[1][j] - h[3][j]);
+        }
+      }
+  // Zero the tiles beyond T, which the products read (whole vectors) but no output uses.
+  for (int r = 0; r < 16 * g.C; ++r) direct::zero_floats(V + size_t(r) * g.ts + g.T, size_t(g.ts - g.T));
+}
+
+// M[e][o][t0 .. t0 + NV vectors) = sum_c U[e][o][c] V[e][c][t] for the kBlock channels of block ob.
+template <int NV>
+inline void product_block(const Geometry& g, const float* Ue, const float* Ve, int ob, int t0, float* Me) {
+  vec acc[kBlock][NV] = {};
+  const float* wb = Ue + size_t(ob) * g.C * kBlock;
+  for (int c = 0; c < g.C; ++c) {
+    vec xv[NV];
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v) xv[v] = load(Ve + size_t(c) * g.ts + t0 + v * kRegLanes);
+    const float* wc = wb + size_t(c) * kBlock;
+#pragma GCC unroll 8
+    for (int r = 0; r < kBlock; ++r) {
+      const vec wv = broadcast(wc + r);
+#pragma GCC unroll 3
+      for (int v = 0; v < NV; ++v) acc[r][v] += wv * xv[v];
+    }
+  }
+  const int outs = std::min(kBlock, g.O - ob * kBlock);
+  for (int r = 0; r < outs; ++r)
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v) store(Me + size_t(ob * kBlock + r) * g.ts + t0 + v * kRegLanes, acc[r][v]);
+}
+
+// The 16 products, e outermost: V[e] (C x ts floats) stays in L1 while every channel block uses it.
+inline void products(const Geometry& g, const float* packed, const float* V, float* M) {
+  const int blocks = round_up(g.O, kBlock) / kBlock, vectors = round_up(g.T, kRegLanes) / kRegLanes;
+  for (int e = 0; e < 16; ++e) {
+    const float* Ue = packed + size_t(e) * blocks * g.C * kBlock;
+    const float* Ve = V + size_t(e) * g.C * g.ts;
+    float* Me = M + size_t(e) * g.O * g.ts;
+    for (int ob = 0; ob < blocks; ++ob)
+      for (int v0 = 0; v0 < vectors; v0 += kMaxVectors) {
+        const int t0 = v0 * kRegLanes;
+        switch (std::min(kMaxVectors, vectors - v0)) {
+          case 3: product_block<3>(g, Ue, Ve, ob, t0, Me); break;
+          case 2: product_block<2>(g, Ue, Ve, ob, t0, Me); break;
+          default: product_block<1>(g, Ue, Ve, ob, t0, Me); break;
+        }
+      }
+  }
+}
+
+// Interleaves a (even columns) and b (odd columns): lo = a0 b0 a1 b1 ..., hi = the second half.
+inline void interleave(const vec& a, const vec& b, vec& lo, vec& hi) {
+#if defined(__AVX512F__)
+  const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi_idx = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  lo = vec(_mm512_permutex2var_ps(__m512(a), lo_idx, __m512(b)));
+  hi = vec(_mm512_permutex2var_ps(__m512(a), hi_idx, __m512(b)));
+#elif defined(__AVX__)
+  const __m256 l = _mm256_unpacklo_ps(__m256(a), __m256(b)), h = _mm256_unpackhi_ps(__m256(a), __m256(b));
+  lo = vec(_mm256_permute2f128_ps(l, h, 0x20));
+  hi = vec(_mm256_permute2f128_ps(l, h, 0x31));
+#else
+  float fa[kRegLanes], fb[kRegLanes], f[2 * kRegLanes];
+  store(fa, a), store(fb, b);
+  for (int i = 0; i < kRegLanes; ++i) f[2 * i] = fa[i], f[2 * i + 1] = fb[i];
+  lo = load(f), hi = load(f + kRegLanes);
+#endif
+}
+
+// Stores the first n lanes of v at p (n <= kRegLanes).
+inline void store_first(float* p, const vec& v, int n) {
+  if (n >= kRegLanes) return store(p, v);
+#if defined(__AVX512F__)
+  _mm512_mask_storeu_ps(p, __mmask16((1u << n) - 1), __m512(v));
+#else
+  float f[kRegLanes];
+  store(f, v);
+  for (int i = 0; i < n; ++i) p[i] = f[i];
+#endif
+}
+
+// out[o][2 ty + i][2 tx + j] = (A^T M A)[i][j] + bias (ReLU if asked) of each tile, the outputs
+// beyond OH x OW dropped.
+inline void transform_output(const Geometry& g, const float* M, const float* bias, bool relu, float* out) {
+  const size_t e_stride = size_t(g.O) * g.ts;
+  for (int o = 0; o < g.O; ++o) {
+    const vec b = vec{} + (bias ? bias[o] : 0.0f);
+    float* plane = out + size_t(o) * g.OH * g.OW;
+    for (int ty = 0; ty < g.th; ++ty)
+      for (int tx0 = 0; tx0 < g.tw; tx0 += kRegLanes) {
+        const float* m = M + size_t(o) * g.ts + size_t(ty) * g.tw + tx0;
+        vec z[2][4];  // A^T M: the tile's two output rows before the horizontal transform
+        for (int j = 0; j < 4; ++j) {
+          const vec m0 = load(m + (0 * 4 + j) * e_stride), m1 = load(m + (1 * 4 + j) * e_stride),
+                    m2 = load(m + (2 * 4 + j) * e_stride), m3 = load(m + (3 * 4 + j) * e_stride);
+          z[0][j] = m0 + m1 + m2, z[1][j] = m1 - m2 - m3;
+        }
+        const int cols = g.OW - 2 * tx0;  // outputs of this row segment inside the plane
+        for (int i = 0; i < 2 && 2 * ty + i < g.OH; ++i) {
+          vec even = z[i][0] + z[i][1] + z[i][2] + b, odd = z[i][1] - z[i][2] - z[i][3] + b;
+          if (relu) {
+            const vec zero = {};
+            even = even < zero ? zero : even;  // std::max(v, 0) of the direct path: NaN stays NaN
+            odd = odd < zero ? zero : odd;
+          }
+          vec lo, hi;
+          interleave(even, odd, lo, hi);
+          float* row = plane + size_t(2 * ty + i) * g.OW + 2 * tx0;
+          store_first(row, lo, std::min(cols, kRegLanes));
+          if (cols > kRegLanes) store_first(row + kRegLanes, hi, std::min(cols - kRegLanes, kRegLanes));
+        }
+      }
+  }
+}
+
+// out[o][oy][ox] = bias[o] + sum_{c, ky, kx} w[o][c][ky][kx] xpad[c][oy + ky][ox + kx], ReLU if asked:
+// x [C][H][W], packed from pack_weights(), bias may be null, scratch: g.scratch_size() floats.
+inline void conv(const Geometry& g, const float* x, const float* packed, const float* bias, bool relu, float* out,
+                 float* scratch) {
+  float* split = scratch;
+  float* V = split + g.split_size();
+  float* M = V + g.v_size();
+  [[maybe_unused]] float* row = M + g.m_size();
+#if !defined(__AVX512F__)
+  split_input(g, x, split, row);
+#endif
+  transform_input(g, x, split, V);
+  products(g, packed, V, M);
+  transform_output(g, M, bias, relu, out);
+}
+
+}  // namespace aware::cpu::winograd
