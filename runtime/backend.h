@@ -46,6 +46,9 @@ class Backend {
   // and plans outside any capture). abort_graph_step() leaves graph mode after an error. Backends
   // without graphs run every call directly (supports_graphs() false).
   virtual bool supports_graphs() const { return false; }
+  // Events per forward pass when scoring, unless the caller says: large enough to fill a GPU; on the
+  // CPU small enough that a batch's activations stay in the caches between layers.
+  virtual int score_batch() const { return 1024; }
   virtual void begin_graph_step(bool /*capture*/) {}
   // Returns the captured graph's id (0 when nothing was captured); replay(id) runs that graph and
   // refuses another's (a backend holds one graph; two models on it must not replay each other's).

@@ -100,7 +100,7 @@ TEST_F(ScoreTest, AResumeRefusesToContinueAnotherJob) {
   ASSERT_EQ(run("train " + (dir / "run.toml").string() + " --epochs 1 --seed 5 -o " + (dir / "model5").string()), 0);
   const std::vector<std::pair<std::string, std::string>> cases{
       {args + " --chunk 9 --resume", "chunk: 7 vs 9"},
-      {args + " --chunk 7 --batch 5 --resume", "batch: 1024 vs 5"},
+      {args + " --chunk 7 --batch 5 --resume", "batch: 64 vs 5"},
       {args + " --chunk 7 --precision bf16 --resume", "backend: cpu vs cpu (bf16 storage)"},
       {"score -m " + (dir / "model5" / "prior.ckpt").string() + " " + events + " -o " + out.string() +
            " --chunk 7 --resume",

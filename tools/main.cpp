@@ -137,7 +137,7 @@ int cmd_score(const std::filesystem::path& model_path, const std::vector<std::st
   Model& model = *loaded.model;
   // What the scores depend on besides the input and chunk (score_file records both): a resume checks.
   ScoreOptions job_options = options;
-  job_options.job = "model " + file_hash(model_path) + "\nbatch " + std::to_string(batch) + "\nbackend " + backend->name() + "\n";
+  job_options.job = "model " + file_hash(model_path) + "\nbatch " + std::to_string(loaded.model->max_batch()) + "\nbackend " + backend->name() + "\n";
   // Each input's scores go to OUT/NAME.npy: two inputs of one name would overwrite each other.
   std::set<std::string> names;
   for (const auto& input : inputs)
@@ -341,12 +341,12 @@ int main(int argc, char** argv) {
                                             "the ranks share the events)");
   std::string model;
   std::vector<std::string> inputs;
-  int batch = 1024;
+  int batch = 0;
   score->add_option("-m,--model", model, "checkpoint (prior.ckpt or aa.ckpt)")->required()->check(CLI::ExistingFile);
   score->add_option("inputs", inputs, "event files: .npy, .npy.gz, or HDF5 FILE.h5[:DATASET]")->required();
   score->add_option("-o,--out", out, "output directory")->capture_default_str();
-  score->add_option("--batch", batch, "events per forward pass")
-      ->capture_default_str()->check(whole_number(1, kMany, "a positive whole number of events"));
+  score->add_option("--batch", batch, "events per forward pass (default: 64 on the CPU, 1024 on CUDA)")
+      ->check(whole_number(1, kMany, "a positive whole number of events"));
   ScoreOptions score_options;
   score->add_option("--chunk", score_options.chunk, "events read, scored and written at a time")
       ->capture_default_str()->check(whole_number(1, std::numeric_limits<int64_t>::max(), "a positive whole number of events"));

@@ -48,15 +48,15 @@ class PyModel {
  public:
   PyModel(const std::string& path, int batch, const std::string& device, const std::string& conv,
           const std::string& precision, int threads)
-      : batch_(batch), threads_(threads > 0 ? threads : default_threads) {
-    check(batch >= 1, "batch: a positive whole number of events, not " + std::to_string(batch));
+      : threads_(threads > 0 ? threads : default_threads) {
+    check(batch >= 0, "batch: 0 (the backend's choice) or a positive whole number of events, not " + std::to_string(batch));
     check(threads >= 0, "threads: 0 (all cores) or more, not " + std::to_string(threads));
     m_ = load_scoring_model(path, batch, device, {conv, precision});
   }
   std::vector<std::string> classes() const { return m_.checkpoint.classes; }
   std::vector<int64_t> event_shape() const { return m_.checkpoint.event_shape; }
   std::string backend() const { return m_.backend->name(); }
-  int batch() const { return batch_; }
+  int batch() const { return m_.model->max_batch(); }
 
   // Scores events (rows x event_shape, C order) into out (rows x classes): Model::predict, as
   // score_file calls it on each chunk. The caller passes the CLI's chunks for the same numbers.
@@ -86,7 +86,6 @@ class PyModel {
 
  private:
   ScoringModel m_;
-  int batch_;
   int threads_;       // OpenMP threads of this model's scoring
   std::mutex mutex_;  // one score_into at a time
 };

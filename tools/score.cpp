@@ -83,6 +83,7 @@ ScoringModel load_scoring_model(const std::filesystem::path& path, int batch, co
                            {options.conv.empty() ? m.config.conv : options.conv,
                             options.precision.empty() ? m.config.precision : options.precision});
   const Normaliser norm{c.normalisation, c.col_shift, c.col_scale};
+  if (batch <= 0) batch = m.backend->score_batch();
   try {
     m.model = std::make_unique<Model>(*m.backend, m.config.network, c.event_shape, int(c.classes.size()), batch, norm,
                                       /*training=*/false);

@@ -26,6 +26,7 @@ struct ScoringModel {
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Model> model;
 };
+// batch: events per forward pass; 0: the backend's choice (Backend::score_batch).
 ScoringModel load_scoring_model(const std::filesystem::path& path, int batch, const std::string& device = "",
                                 const BackendOptions& options = {"", ""});
 

@@ -39,6 +39,8 @@ constexpr int kMaxVectors = 2;
 // The sizes of one layer's transform buffers (per image), all in floats.
 struct Geometry {
   int C, O, H, W, pad;  // C input planes of H x W, zero-padded by pad; O output planes
+  int in_ld;            // floats from one input row to the next (W for dense planes)
+  size_t in_plane;      // floats from one input plane to the next (H x W for dense planes)
   int OH, OW;           // the output planes
   int th, tw, T;        // tile rows and columns (ceil(OH / 2), ceil(OW / 2)) and tiles
   int ts;               // floats per channel row of V and M: the tiles in whole vectors, + one vector
@@ -46,8 +48,9 @@ struct Geometry {
   int hw;               // floats per half row (even or odd columns) of the split input
   int rows;             // rows of the split input: 2 th + 2
 
-  Geometry(int C_, int O_, int H_, int W_, int pad_)
-      : C(C_), O(O_), H(H_), W(W_), pad(pad_), OH(H_ + 2 * pad_ - 2), OW(W_ + 2 * pad_ - 2) {
+  Geometry(int C_, int O_, int H_, int W_, int pad_, int in_ld_ = 0, size_t in_plane_ = 0)
+      : C(C_), O(O_), H(H_), W(W_), pad(pad_), in_ld(in_ld_ ? in_ld_ : W_),
+        in_plane(in_plane_ ? in_plane_ : size_t(H_) * W_), OH(H_ + 2 * pad_ - 2), OW(W_ + 2 * pad_ - 2) {
     th = (OH + 1) / 2, tw = (OW + 1) / 2, T = th * tw;
     ts = round_up(T, kRegLanes) + kRegLanes;
     hw = round_up(tw + 1, kRegLanes);
@@ -63,13 +66,16 @@ struct Geometry {
 // Floats of the transformed weights: [16][O / kBlock][C][kBlock], zero-padded to whole blocks.
 inline size_t packed_size(int O, int C) { return size_t(16) * round_up(O, kBlock) * C; }
 
-// U[e] = G w G^T of w[O][C][3][3] for each (o, c), computed in double and rounded once.
-inline void pack_weights(const float* w, int O, int C, float* packed) {
+// U[e] = G w G^T of w[O][C][3][3] for each (o, c), computed in double and rounded once. flip: of the
+// transposed convolution's weights instead (w is [C][O][3][3], rotated by 180 degrees), as
+// direct::pack_weights.
+inline void pack_weights(const float* w, int O, int C, float* packed, bool flip = false) {
   std::fill(packed, packed + packed_size(O, C), 0.0f);
   const int blocks = round_up(O, kBlock) / kBlock;
   for (int o = 0; o < O; ++o)
     for (int c = 0; c < C; ++c) {
-      const float* g = w + (size_t(o) * C + c) * 9;
+      float g[9];
+      for (int k = 0; k < 9; ++k) g[k] = flip ? w[(size_t(c) * O + o) * 9 + (8 - k)] : w[(size_t(o) * C + c) * 9 + k];
       double gt[4][3];  // G g: rows of G times the kernel's columns
       for (int x = 0; x < 3; ++x) {
         const double a = g[x], b = g[3 + x], d = g[6 + x];
@@ -99,7 +105,7 @@ inline void deinterleave(const float* p, vec& even, vec& odd) {
 #endif
 }
 
-// x [C][H][W] -> split[C][rows][2][hw]: row r of the zero-padded plane, its even columns then its odd.
+// x [C][H][W] (strides in_plane, in_ld) -> split[C][rows][2][hw]: row r of the zero-padded plane, its even columns then its odd.
 // row: 2 hw floats of scratch.
 inline void split_input(const Geometry& g, const float* x, float* split, float* row) {
   const size_t row_floats = size_t(2) * g.hw;
@@ -108,7 +114,7 @@ inline void split_input(const Geometry& g, const float* x, float* split, float* 
     float* plane = split + size_t(c) * g.rows * row_floats;
     direct::zero_floats(plane, size_t(g.pad) * row_floats);
     for (int y = 0; y < g.H; ++y) {
-      direct::copy_floats(row + g.pad, x + (size_t(c) * g.H + y) * g.W, g.W);  // row's padding stays zero
+      direct::copy_floats(row + g.pad, x + c * g.in_plane + size_t(y) * g.in_ld, g.W);  // row's padding stays zero
       float* out = plane + size_t(y + g.pad) * row_floats;
       for (int u = 0; u < g.hw; u += kRegLanes) {
         vec even, odd;
@@ -164,7 +170,7 @@ inline RowColumns row_columns(const Geometry& g, const RowMasks& masks, const fl
 // V[e][c][t] = (B^T d B)[e] of the tile t = ty * tw + tx of channel c. A vector holds the tiles
 // tx0 .. tx0 + kRegLanes - 1 of one tile row; the lanes beyond tw land on the next row's first
 // tiles, which the next row then overwrites (rows in order), or in the slack after the last.
-// x: the image [C][H][W]; split: its split_input() (read only without AVX-512).
+// x: the image [C][H][W] (strides in_plane, in_ld); split: its split_input() (read only without AVX-512).
 inline void transform_input(const Geometry& g, [[maybe_unused]] const float* x, [[maybe_unused]] const float* split,
                             float* V) {
   const size_t e_stride = size_t(g.C) * g.ts;
@@ -179,7 +185,7 @@ inline void transform_input(const Geometry& g, [[maybe_unused]] const float* x, 
 #if defined(__AVX512F__)
           const int y = 2 * ty + i - g.pad;  // the image row
           RowColumns r{};
-          if (y >= 0 && y < g.H) r = row_columns(g, masks, x + (size_t(c) * g.H + y) * g.W, tx0);
+          if (y >= 0 && y < g.H) r = row_columns(g, masks, x + c * g.in_plane + size_t(y) * g.in_ld, tx0);
 #else
           const float* even = split + (size_t(c) * g.rows + 2 * ty + i) * 2 * g.hw + tx0;
           const float* odd = even + g.hw;
@@ -308,7 +314,7 @@ inline void transform_output(const Geometry& g, const float* M, const float* bia
 }
 
 // out[o][oy][ox] = bias[o] + sum_{c, ky, kx} w[o][c][ky][kx] xpad[c][oy + ky][ox + kx], ReLU if asked:
-// x [C][H][W], packed from pack_weights(), bias may be null, scratch: g.scratch_size() floats.
+// x [C][H][W] (strides g.in_plane, g.in_ld), packed from pack_weights(), bias may be null, scratch: g.scratch_size() floats.
 inline void conv(const Geometry& g, const float* x, const float* packed, const float* bias, bool relu, float* out,
                  float* scratch) {
   float* split = scratch;

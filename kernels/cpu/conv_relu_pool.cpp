@@ -54,16 +54,22 @@ int grad_ld(const ConvShape& s) { return s.in_w + 2; }
 winograd::Geometry winograd_geometry(const ConvShape& s) {
   return winograd::Geometry(s.in_c, s.out_c, s.in_h, s.in_w, s.pad);
 }
+// The input gradient of a layer without the pool as a forward convolution: of the pre-activation
+// gradient g (out_c planes in the wide layout, padded by 2 - pad) with the flipped weights.
+winograd::Geometry winograd_input_grad_geometry(const ConvShape& s) {
+  return winograd::Geometry(s.out_c, s.in_c, s.conv_h(), s.conv_w(), 2 - s.pad, input_ld(s),
+                            direct::grad_plane(s.conv_h(), input_ld(s)));
+}
 
-// Per-thread scratch, in this order after the shared packed weights. The Winograd forward pass's
-// transforms share the backward pass's g_wide.. room (the two never run at once).
+// Per-thread scratch, in this order after the shared packed weights. The Winograd transforms share
+// the room of g_pad and wide, which they replace.
 struct Scratch {
   float* input;     // padded input planes
   float* g;         // the forward pass's FP32 result before it is stored as BF16 [out_c][conv_h][conv_w]
   float* g_wide;    // the pre-activation gradient, in the wide layout of weight_grad()
   float* g_pad;     // the same, padded for the input gradient of the layers without the pool
   float* wide;      // output of conv() before the extra columns are dropped
-  float* winograd;  // the Winograd transforms (at g_wide)
+  float* winograd;  // the Winograd transforms (at g_pad)
 };
 
 struct Sizes {
@@ -74,15 +80,21 @@ struct Sizes {
         g_wide(size_t(s.out_c) * direct::grad_plane(s.conv_h(), input_ld(s))),
         g_pad(direct::padded_size(s.out_c, s.in_h + 2, grad_ld(s))),
         wide(std::max(direct::wide_size(s.out_c, s.conv_h(), input_ld(s)), direct::wide_size(s.in_c, s.in_h, grad_ld(s)))),
-        winograd(winograd_geometry(s).scratch_size()) {}
-  size_t thread() const { return input + g + std::max(g_wide + g_pad + wide, winograd); }
+        winograd(std::max(winograd_geometry(s).scratch_size(), winograd_input_grad_geometry(s).scratch_size())) {}
+  size_t thread() const { return input + g + g_wide + std::max(g_pad + wide, winograd); }
 };
 
-// The shared packed weights: the direct forward pass's, the flipped ones of the input gradient, the
-// Winograd transforms.
+// The shared packed weights: the direct forward pass's, the flipped ones of the input gradient, and
+// the same two transformed for Winograd.
 size_t packed_floats(const ConvShape& s) {
   return direct::packed_size(s.out_c, s.in_c) + direct::packed_size(s.in_c, s.out_c) +
-         winograd::packed_size(s.out_c, s.in_c);
+         winograd::packed_size(s.out_c, s.in_c) + winograd::packed_size(s.in_c, s.out_c);
+}
+float* packed_winograd(const ConvShape& s, float* workspace) {
+  return workspace + direct::packed_size(s.out_c, s.in_c) + direct::packed_size(s.in_c, s.out_c);
+}
+float* packed_winograd_flipped(const ConvShape& s, float* workspace) {
+  return packed_winograd(s, workspace) + winograd::packed_size(s.out_c, s.in_c);
 }
 
 Scratch thread_scratch(const ConvShape& s, float* workspace) {
@@ -94,7 +106,7 @@ Scratch thread_scratch(const ConvShape& s, float* workspace) {
   t.g_wide = t.g + z.g;
   t.g_pad = t.g_wide + z.g_wide;
   t.wide = t.g_pad + z.g_pad;
-  t.winograd = t.g_wide;
+  t.winograd = t.g_pad;
   return t;
 }
 
@@ -211,9 +223,9 @@ void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, 
   check(!s.bf16_act || s.pool, "conv: BF16 activations need the pool (without it act is the output y)");
   const bool fast = use_winograd(s, algorithm);
   float* packed = workspace;
-  float* packed_winograd = workspace + direct::packed_size(s.out_c, s.in_c) + direct::packed_size(s.in_c, s.out_c);
+  float* packed_fast = packed_winograd(s, workspace);
   if (fast)
-    winograd::pack_weights(w, s.out_c, s.in_c, packed_winograd);
+    winograd::pack_weights(w, s.out_c, s.in_c, packed_fast);
   else
     direct::pack_weights(w, s.out_c, s.in_c, false, packed);
   const winograd::Geometry geometry = winograd_geometry(s);
@@ -224,7 +236,7 @@ void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, 
     // With BF16 storage the FP32 result goes to scratch (t.g) first.
     float* a = s.bf16_act ? t.g : static_cast<float*>(act) + size_t(n) * s.act_size();
     if (fast) {
-      winograd::conv(geometry, x + size_t(n) * s.in_size(), packed_winograd, b, s.relu, a, t.winograd);
+      winograd::conv(geometry, x + size_t(n) * s.in_size(), packed_fast, b, s.relu, a, t.winograd);
     } else {
       pad_input(s, x + size_t(n) * s.in_size(), t.input);
       direct::conv(t.input, s.in_c, input_ld(s), packed, s.out_c, s.conv_h(), b, s.relu, a, t.wide);
@@ -260,15 +272,19 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
   // Pooled layers scatter the input gradient from the nonzeros with the weights channels-last; the
   // others convolve the padded gradient with the flipped weights.
   const int cpad = channels_padded(s);  // the sparse path's input channels, whole vectors
+  const bool fast_input_grad = !s.pool && s.out_c >= kWinogradMinChannels;  // Winograd's, as the forward pass
   std::vector<float> wcl;
   if (dx && s.pool) {
     wcl.assign(size_t(s.out_c) * 9 * cpad, 0.0f);
     for (int o = 0; o < s.out_c; ++o)
       for (int c = 0; c < s.in_c; ++c)
         for (int k = 0; k < 9; ++k) wcl[(size_t(o) * 9 + k) * cpad + c] = w[(size_t(o) * s.in_c + c) * 9 + k];
+  } else if (dx && fast_input_grad) {
+    winograd::pack_weights(w, s.in_c, s.out_c, packed_winograd_flipped(s, workspace), /*flip=*/true);
   } else if (dx) {
     direct::pack_weights(w, s.out_c, s.in_c, true, flipped);
   }
+  const winograd::Geometry input_grad_geometry = winograd_input_grad_geometry(s);
   float* partials = workspace + packed_floats(s) + size_t(std::max(threads, 1)) * Sizes(s).thread();
   partials += (direct::kLanes - (uintptr_t(partials) / sizeof(float)) % direct::kLanes) % direct::kLanes;
 #pragma omp parallel for schedule(static) num_threads(threads)
@@ -360,6 +376,9 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
           for (int iy = 0; iy < s.in_h; ++iy)
             for (int ix = 0; ix < s.in_w; ++ix)
               dxn[(size_t(c) * s.in_h + iy) * s.in_w + ix] = dxcl[(size_t(iy + s.pad) * ld + ix + s.pad) * cpad + c];
+      } else if (dx && fast_input_grad) {
+        winograd::conv(input_grad_geometry, t.g_wide, packed_winograd_flipped(s, workspace), nullptr, false,
+                       dx + size_t(n) * s.in_size(), t.winograd);
       } else if (dx) {
         direct::pad_planes(t.g_wide, s.out_c, ch, cw, g_plane, ld, 2 - s.pad, grad_ld(s), t.g_pad);
         direct::conv(t.g_pad, s.out_c, grad_ld(s), flipped, s.in_c, s.in_h, nullptr, false,

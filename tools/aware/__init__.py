@@ -39,7 +39,7 @@ def _floats(x, name, dtypes=(np.float32,)):
 class Model:
     """A trained model (a prior.ckpt or aa.ckpt), planned on a backend, ready to score events."""
 
-    def __init__(self, path, device="", threads=0, precision="", conv="", batch=1024):
+    def __init__(self, path, device="", threads=0, precision="", conv="", batch=0):
         self._path = os.fspath(path)
         self._m = _aware.Model(self._path, int(batch), device, conv, precision, int(threads))
 
@@ -84,9 +84,9 @@ class Model:
         return f"aware.Model({self._path!r}, classes={self.classes}, event_shape={self.event_shape}, backend={self.backend!r})"
 
 
-def load(path, device="", threads=0, precision="", conv="", batch=1024):
+def load(path, device="", threads=0, precision="", conv="", batch=0):
     """Loads a checkpoint as `aware score -m` does. device: cpu | cuda | auto ("" the stored config's);
-    threads: CPU threads (0: all); precision: fp32 | bf16 | tf32; batch: events per forward pass."""
+    threads: CPU threads (0: all); precision: fp32 | bf16 | tf32; batch: events per forward pass (0: 64 on the CPU, 1024 on CUDA)."""
     return Model(path, device=device, threads=threads, precision=precision, conv=conv, batch=batch)
 
 
