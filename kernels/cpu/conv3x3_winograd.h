@@ -145,7 +145,8 @@ inline __mmask16 inside(int k, int pad, int W) {
 
 // The masks of row_columns()'s three loads for the tiles from tx0 (the same for every row).
 struct RowMasks {
-  __mmask16 m[3];
+  __mmask16 m[3] = {};
+  RowMasks() = default;
   RowMasks(const Geometry& g, int tx0) {
     for (int i = 0; i < 3; ++i) m[i] = inside(2 * tx0 + 16 * i, g.pad, g.W);
   }
@@ -167,43 +168,98 @@ inline RowColumns row_columns(const Geometry& g, const RowMasks& masks, const fl
 }
 #endif
 
+// Stores the first n lanes of v at p (n <= kRegLanes).
+inline void store_first(float* p, const vec& v, int n) {
+  if (n >= kRegLanes) return store(p, v);
+#if defined(__AVX512F__)
+  _mm512_mask_storeu_ps(p, __mmask16((1u << n) - 1), __m512(v));
+#elif defined(__AVX2__)
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lanes), __m256(v));
+#else
+  float f[kRegLanes];
+  store(f, v);
+  for (int i = 0; i < n; ++i) p[i] = f[i];
+#endif
+}
+
+// Zeroes lanes [n, kRegLanes) of the vector at p.
+inline void zero_after(float* p, int n) {
+#if defined(__AVX512F__)
+  _mm512_mask_storeu_ps(p, __mmask16(~((1u << n) - 1)), _mm512_setzero_ps());
+#else
+  for (int i = n; i < kRegLanes; ++i) p[i] = 0.0f;
+#endif
+}
+
+// The horizontal transforms d B of the input rows of one channel for the tiles tx0 .. tx0 +
+// kRegLanes - 1: row(r, h) sets h[j] = (d B)[j], d the 4 columns of each tile in row r of the
+// zero-padded plane.
+class RowTransform {
+ public:
+  RowTransform(const Geometry& g, [[maybe_unused]] const float* x, [[maybe_unused]] const float* split, int c, int tx0)
+      : g_(g), tx0_(tx0) {
+#if defined(__AVX512F__)
+    masks_ = RowMasks(g, tx0);
+    plane_ = x + c * g.in_plane;
+#else
+    plane_ = split + size_t(c) * g.rows * 2 * g.hw;
+#endif
+  }
+  void row(int r, vec h[4]) const {
+#if defined(__AVX512F__)
+    const int y = r - g_.pad;  // the image row
+    RowColumns d{};
+    if (y >= 0 && y < g_.H) d = row_columns(g_, masks_, plane_ + size_t(y) * g_.in_ld, tx0_);
+#else
+    const float* even = plane_ + size_t(r) * 2 * g_.hw + tx0_;
+    const float* odd = even + g_.hw;
+    const RowColumns d{{load(even), load(odd), load(even + 1), load(odd + 1)}};
+#endif
+    h[0] = d.d[0] - d.d[2], h[1] = d.d[1] + d.d[2], h[2] = d.d[2] - d.d[1], h[3] = d.d[1] - d.d[3];
+  }
+
+ private:
+  const Geometry& g_;
+  int tx0_;
+  const float* plane_;
+#if defined(__AVX512F__)
+  RowMasks masks_{};
+#endif
+};
+
 // V[e][c][t] = (B^T d B)[e] of the tile t = ty * tw + tx of channel c. A vector holds the tiles
-// tx0 .. tx0 + kRegLanes - 1 of one tile row; the lanes beyond tw land on the next row's first
-// tiles, which the next row then overwrites (rows in order), or in the slack after the last.
+// tx0 .. tx0 + kRegLanes - 1 of one tile row. Tile rows overlap by two input rows: their horizontal
+// transforms are kept for the next tile row. With one vector per tile row its lanes beyond tw land on
+// the next row's first tiles, which the next row then overwrites (rows in order), or in the slack
+// after the last; with more, the last vector stores only its tiles.
 // x: the image [C][H][W] (strides in_plane, in_ld); split: its split_input() (read only without AVX-512).
-inline void transform_input(const Geometry& g, [[maybe_unused]] const float* x, [[maybe_unused]] const float* split,
-                            float* V) {
+inline void transform_input(const Geometry& g, const float* x, const float* split, float* V) {
   const size_t e_stride = size_t(g.C) * g.ts;
   for (int c = 0; c < g.C; ++c)
-    for (int ty = 0; ty < g.th; ++ty)
-      for (int tx0 = 0; tx0 < g.tw; tx0 += kRegLanes) {  // in order: see the overflow above
-#if defined(__AVX512F__)
-        const RowMasks masks(g, tx0);
-#endif
-        vec h[4][4];  // the horizontal transform d B of the tile's 4 rows
-        for (int i = 0; i < 4; ++i) {
-#if defined(__AVX512F__)
-          const int y = 2 * ty + i - g.pad;  // the image row
-          RowColumns r{};
-          if (y >= 0 && y < g.H) r = row_columns(g, masks, x + c * g.in_plane + size_t(y) * g.in_ld, tx0);
-#else
-          const float* even = split + (size_t(c) * g.rows + 2 * ty + i) * 2 * g.hw + tx0;
-          const float* odd = even + g.hw;
-          const RowColumns r{{load(even), load(odd), load(even + 1), load(odd + 1)}};
-#endif
-          const vec &d0 = r.d[0], &d1 = r.d[1], &d2 = r.d[2], &d3 = r.d[3];
-          h[i][0] = d0 - d2, h[i][1] = d1 + d2, h[i][2] = d2 - d1, h[i][3] = d1 - d3;
-        }
+    for (int tx0 = 0; tx0 < g.tw; tx0 += kRegLanes) {
+      const int lanes = g.tw <= kRegLanes ? kRegLanes : std::min(kRegLanes, g.tw - tx0);
+      const RowTransform rows(g, x, split, c, tx0);
+      vec h[4][4];  // the horizontal transforms of the tile row's 4 input rows
+      rows.row(0, h[2]);
+      rows.row(1, h[3]);
+      for (int ty = 0; ty < g.th; ++ty) {
+        for (int j = 0; j < 4; ++j) h[0][j] = h[2][j], h[1][j] = h[3][j];
+        rows.row(2 * ty + 2, h[2]);
+        rows.row(2 * ty + 3, h[3]);
         float* out = V + size_t(c) * g.ts + size_t(ty) * g.tw + tx0;
         for (int j = 0; j < 4; ++j) {
-          store(out + (0 * 4 + j) * e_stride, h[0][j] - h[2][j]);
-          store(out + (1 * 4 + j) * e_stride, h[1][j] + h[2][j]);
-          store(out + (2 * 4 + j) * e_stride, h[2][j] - h[1][j]);
-          store(out + (3 * 4 + j) * e_stride, h[1][j] - h[3][j]);
+          store_first(out + (0 * 4 + j) * e_stride, h[0][j] - h[2][j], lanes);
+          store_first(out + (1 * 4 + j) * e_stride, h[1][j] + h[2][j], lanes);
+          store_first(out + (2 * 4 + j) * e_stride, h[2][j] - h[1][j], lanes);
+          store_first(out + (3 * 4 + j) * e_stride, h[1][j] - h[3][j], lanes);
         }
       }
-  // Zero the tiles beyond T, which the products read (whole vectors) but no output uses.
-  for (int r = 0; r < 16 * g.C; ++r) direct::zero_floats(V + size_t(r) * g.ts + g.T, size_t(g.ts - g.T));
+    }
+  // Zero the tiles of the last vector beyond T, which the products read but no output uses.
+  const int tail = g.T % kRegLanes;
+  if (tail)
+    for (int r = 0; r < 16 * g.C; ++r) zero_after(V + size_t(r) * g.ts + (g.T - tail), tail);
 }
 
 // M[e][o][t0 .. t0 + NV vectors) = sum_c U[e][o][c] V[e][c][t] for the kBlock channels of block ob.
@@ -264,18 +320,6 @@ inline void interleave(const vec& a, const vec& b, vec& lo, vec& hi) {
   store(fa, a), store(fb, b);
   for (int i = 0; i < kRegLanes; ++i) f[2 * i] = fa[i], f[2 * i + 1] = fb[i];
   lo = load(f), hi = load(f + kRegLanes);
-#endif
-}
-
-// Stores the first n lanes of v at p (n <= kRegLanes).
-inline void store_first(float* p, const vec& v, int n) {
-  if (n >= kRegLanes) return store(p, v);
-#if defined(__AVX512F__)
-  _mm512_mask_storeu_ps(p, __mmask16((1u << n) - 1), __m512(v));
-#else
-  float f[kRegLanes];
-  store(f, v);
-  for (int i = 0; i < n; ++i) p[i] = f[i];
 #endif
 }
 
