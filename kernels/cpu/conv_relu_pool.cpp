@@ -61,6 +61,11 @@ winograd::Geometry winograd_input_grad_geometry(const ConvShape& s) {
                             direct::grad_plane(s.conv_h(), input_ld(s)));
 }
 
+// The weight gradient of a layer without the pool, by Winograd.
+winograd::GradGeometry winograd_grad_geometry(const ConvShape& s) {
+  return winograd::GradGeometry(s.in_c, s.out_c, s.conv_h(), s.conv_w());
+}
+
 // Per-thread scratch, in this order after the shared packed weights. The Winograd transforms share
 // the room of g_pad and wide, which they replace.
 struct Scratch {
@@ -80,7 +85,8 @@ struct Sizes {
         g_wide(size_t(s.out_c) * direct::grad_plane(s.conv_h(), input_ld(s))),
         g_pad(direct::padded_size(s.out_c, s.in_h + 2, grad_ld(s))),
         wide(std::max(direct::wide_size(s.out_c, s.conv_h(), input_ld(s)), direct::wide_size(s.in_c, s.in_h, grad_ld(s)))),
-        winograd(std::max(winograd_geometry(s).scratch_size(), winograd_input_grad_geometry(s).scratch_size())) {}
+        winograd(std::max({winograd_geometry(s).scratch_size(), winograd_input_grad_geometry(s).scratch_size(),
+                            winograd_grad_geometry(s).scratch_size()})) {}
   size_t thread() const { return input + g + g_wide + std::max(g_pad + wide, winograd); }
 };
 
@@ -273,6 +279,8 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
   // others convolve the padded gradient with the flipped weights.
   const int cpad = channels_padded(s);  // the sparse path's input channels, whole vectors
   const bool fast_input_grad = !s.pool && s.out_c >= kWinogradMinChannels;  // Winograd's, as the forward pass
+  const bool fast_weight_grad = !s.pool && s.in_c >= kWinogradMinChannels;
+  const winograd::GradGeometry grad_geometry = winograd_grad_geometry(s);
   std::vector<float> wcl;
   if (dx && s.pool) {
     wcl.assign(size_t(s.out_c) * 9 * cpad, 0.0f);
@@ -298,7 +306,8 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
     std::vector<int> nz_pos, nz_begin(size_t(s.out_c) + 1, 0);
     std::vector<float> nz_val, xcl, dxcl;
     const int in_plane = (s.conv_h() + 2) * ld;
-    if (s.pool) xcl.assign(size_t(in_plane) * cpad, 0.0f);
+    // Winograd's weight gradient reads two zero rows more.
+    if (s.pool || fast_weight_grad) xcl.assign(size_t(grad_geometry.input_rows()) * ld * cpad, 0.0f);
     if (s.pool && dx) dxcl.resize(size_t(in_plane) * cpad);
     for (int n = first_image; n < slot_begin(slot + 1, slots, s.batch); ++n) {
       const float* a = static_cast<const float*>(act) + size_t(n) * s.act_size();
@@ -352,9 +361,12 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
         db_part[c] += direct::lane_sum(lanes);
       }
       pad_input(s, x + size_t(n) * s.in_size(), t.input);
-      if (s.pool) {
-        for (int c = 0; c < s.in_c; ++c)
-          for (int q = 0; q < in_plane; ++q) xcl[size_t(q) * cpad + c] = t.input[size_t(c) * in_plane + q];
+      if (s.pool || fast_weight_grad)  // position-major: contiguous writes, one read stream per channel (6x faster)
+        for (int q = 0; q < in_plane; ++q)
+          for (int c = 0; c < s.in_c; ++c) xcl[size_t(q) * cpad + c] = t.input[size_t(c) * in_plane + q];
+      if (fast_weight_grad) {
+        winograd::grad_image(grad_geometry, xcl.data(), t.g_wide, g_plane, dw_part, n == first_image, t.winograd);
+      } else if (s.pool) {
         for (int o = 0; o < s.out_c; ++o) {
           const int b = nz_begin[size_t(o)];
           sparse_weight_grad(xcl.data(), cpad, ld, nz_pos.data() + b, nz_val.data() + b, nz_begin[size_t(o) + 1] - b,
@@ -390,7 +402,20 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
   // order, then the lanes in lane order; each weight on its own, so the threads share the weights (one
   // thread summing lane by lane, weight by weight, took a tenth of the backward pass).
   const int64_t weights = int64_t(s.weight_size());
-  if (s.pool) {  // the sparse partials, [o][k][cpad]: per weight the slots in order
+  if (fast_weight_grad) {  // the transformed sums, [e][o][cpad]: per (o, c) the slots in order, then G^T m G
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t i = 0; i < int64_t(s.out_c) * s.in_c; ++i) {
+      const int64_t o = i / s.in_c, c = i % s.in_c;
+      double m[16];
+      for (int e = 0; e < 16; ++e) {
+        const size_t at = (size_t(e) * s.out_c + size_t(o)) * cpad + size_t(c);
+        float sum = partials[at];
+        for (int slot = 1; slot < slots; ++slot) sum += partials[slot * partial_size + at];
+        m[e] = sum;
+      }
+      winograd::grad_weights(m, dw + i * 9);
+    }
+  } else if (s.pool) {  // the sparse partials, [o][k][cpad]: per weight the slots in order
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t i = 0; i < weights; ++i) {
       const int64_t o = i / (9 * s.in_c), c = i / 9 % s.in_c, k = i % 9;
