@@ -45,7 +45,8 @@ enum class ConvAlgorithm { automatic, direct, winograd };
 constexpr int kWinogradMinChannels = 2;
 
 // act: [batch][out_c][conv_h][conv_w], float or bf16 (s.bf16_act); y: [batch][out_c][out_h][out_w]
-// (y may equal act without pool).
+// (y may equal act without pool). With the pool act may be null where no backward pass follows
+// (scoring): then only y is written, the same values (CPU only; the CUDA twin needs act).
 void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, const float* b,
                             void* act, float* y, float* workspace, int threads,
                             ConvAlgorithm algorithm = ConvAlgorithm::automatic);

@@ -36,7 +36,9 @@ class ConvNode final : public Node {
     shape_.bf16_act = shape_.pool && g.backend().bf16_storage();
     ConvShape s = shape_;
     s.batch = max_batch;
-    act_ = shape_.pool ? g.request(s.act_bytes() * max_batch) : Buffer{};
+    // A forward-only graph keeps no activations where the backend pools without them.
+    const bool keep_act = g.has_gradients() || shape_.bf16_act || !g.backend().pools_without_act();
+    act_ = shape_.pool && keep_act ? g.request(s.act_bytes() * max_batch) : Buffer{};
     workspace_ = g.request(g.backend().conv_workspace_bytes(s));
   }
   void forward(Graph& g, const Pass& pass) override {
@@ -64,7 +66,10 @@ class ConvNode final : public Node {
   }
   const float* weights(Graph& g) const { return g.params() + param_offset; }
   const float* bias(Graph& g) const { return g.params() + param_offset + shape_.weight_size(); }
-  void* act(Graph& g, float* y) const { return shape_.pool ? g.ptr<void>(act_) : y; }
+  void* act(Graph& g, float* y) const {
+    if (!shape_.pool) return y;
+    return act_.index >= 0 ? g.ptr<void>(act_) : nullptr;
+  }
 
   ConvShape shape_;
   Buffer act_, workspace_;

@@ -46,6 +46,8 @@ class Backend {
   // and plans outside any capture). abort_graph_step() leaves graph mode after an error. Backends
   // without graphs run every call directly (supports_graphs() false).
   virtual bool supports_graphs() const { return false; }
+  // Whether conv_relu_pool_forward takes a null act with the pool (no backward pass follows).
+  virtual bool pools_without_act() const { return false; }
   // Events per forward pass when scoring, unless the caller says: large enough to fill a GPU; on the
   // CPU small enough that a batch's activations stay in the caches between layers.
   virtual int score_batch() const { return 1024; }

@@ -20,6 +20,7 @@ class CpuBackend final : public Backend {
   explicit CpuBackend(const std::string& precision) : threads_(omp_get_max_threads()) { precision_ = precision; }
   std::string name() const override { return bf16_storage() ? "cpu (bf16 storage)" : "cpu"; }
   int score_batch() const override { return 64; }
+  bool pools_without_act() const override { return true; }
 
   void* allocate(size_t bytes) override {
     const size_t rounded = (bytes + 63) / 64 * 64;

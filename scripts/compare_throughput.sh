@@ -17,11 +17,4 @@ for _ in $(seq "$runs"); do
   anchor+=("$(scripts/anchor.sh --bench --device cpu --threads "$threads" --batch "$batch" "${anchor_args[@]}" |
               python3 -c 'import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])["images_per_s"])')")
 done
-python3 - "${aware[*]}" "${anchor[*]}" <<'PY'
-import statistics, sys
-a = [float(x) for x in sys.argv[1].split()]
-b = [float(x) for x in sys.argv[2].split()]
-print("aware  images/s:", " ".join(f"{x:.0f}" for x in a), f"(median {statistics.median(a):.0f})")
-print("anchor images/s:", " ".join(f"{x:.0f}" for x in b), f"(median {statistics.median(b):.0f})")
-print(f"ratio of medians aware/anchor: {statistics.median(a) / statistics.median(b):.2f}")
-PY
+python3 scripts/median_ratio.py images/s "${aware[*]}" "${anchor[*]}"

@@ -166,6 +166,26 @@ TEST(Conv, BothForwardAlgorithmsMatchTheReference) {
     }
 }
 
+TEST(Conv, PoolingWithoutActivationsGivesTheSameOutputs) {
+  // Scoring passes no act: the pooled outputs then come straight from the tiles (Winograd) or from
+  // scratch (direct). Odd and even planes, both algorithms, the same bits as with act.
+  for (ConvShape s : {ConvShape{3, 40, 23, 23, 30, 0, true, true}, ConvShape{2, 5, 12, 11, 7, 1, true, true},
+                      ConvShape{2, 1, 25, 25, 6, 0, false, true}, ConvShape{2, 3, 38, 40, 4, 0, true, true}})
+    for (auto algorithm : {cpu::ConvAlgorithm::direct, cpu::ConvAlgorithm::winograd}) {
+      const auto x = random_vector(s.batch * s.in_size(), 18), w = random_vector(s.weight_size(), 19),
+                 b = random_vector(s.out_c, 20);
+      std::vector<float> act(s.batch * s.act_size()), y(s.batch * s.out_size());
+      auto y_only = poisoned(s.batch * s.out_size());
+      std::vector<float> ws(cpu::conv_relu_pool_workspace(s, kThreads));
+      cpu::conv_relu_pool_forward(s, x.data(), w.data(), b.data(), act.data(), y.data(), ws.data(), kThreads, algorithm);
+      cpu::conv_relu_pool_forward(s, x.data(), w.data(), b.data(), nullptr, y_only.data(), ws.data(), kThreads, algorithm);
+      SCOPED_TRACE(algorithm == cpu::ConvAlgorithm::direct ? "direct" : "winograd");
+      SCOPED_TRACE(s.in_c);
+      EXPECT_EQ(y, y_only);
+      expect_close(conv_reference(s, x, w, b).y, y_only.data(), 1e-5, "y");
+    }
+}
+
 TEST(Conv, BackwardIsTheSameBitForBitWithAnyThreadCount) {
   const ConvShape s{37, 4, 11, 11, 6, 1, true, true};
   const auto x = random_vector(s.batch * s.in_size(), 11), w = random_vector(s.weight_size(), 12),

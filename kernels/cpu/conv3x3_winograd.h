@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/cpu/conv3x3_direct.h"
 
@@ -36,24 +37,39 @@ constexpr int kBlock = 5;       // AVX2: 10 accumulators of the 16 registers
 constexpr int kMaxVectors = 2;
 #endif
 
+// A row length of V and M at least ts whose 16 planes (C or O rows each) do not start 4 KiB apart or
+// nearly so: the input transform stores to all 16 at once, and planes that fall into the same L1 sets
+// evict each other (conv3's pooled tiles, ts = 128 and 40 rows, ran 20% slower).
+inline int skewed(int ts, int C, int O) {
+  auto apart = [](size_t floats) {
+    const size_t r = floats % 1024;
+    return r >= 128 && r <= 1024 - 128;
+  };
+  for (int extra = 0; extra < 64 * kRegLanes; extra += kRegLanes)  // (none helps when 64 divides C and O)
+    if (apart(size_t(C) * (ts + extra)) && apart(size_t(O) * (ts + extra))) return ts + extra;
+  return ts;
+}
+
 // The sizes of one layer's transform buffers (per image), all in floats.
 struct Geometry {
   int C, O, H, W, pad;  // C input planes of H x W, zero-padded by pad; O output planes
   int in_ld;            // floats from one input row to the next (W for dense planes)
   size_t in_plane;      // floats from one input plane to the next (H x W for dense planes)
   int OH, OW;           // the output planes
-  int th, tw, T;        // tile rows and columns (ceil(OH / 2), ceil(OW / 2)) and tiles
+  bool pooled;          // followed by the 2x2 max pool, only the pooled outputs wanted: a tile is a window
+  int th, tw, T;        // tile rows and columns (ceil(OH / 2), ceil(OW / 2); pooled: floor) and tiles
   int ts;               // floats per channel row of V and M: the tiles in whole vectors, + one vector
                         // for the last tile row's overflowing store
   int hw;               // floats per half row (even or odd columns) of the split input
   int rows;             // rows of the split input: 2 th + 2
 
-  Geometry(int C_, int O_, int H_, int W_, int pad_, int in_ld_ = 0, size_t in_plane_ = 0)
+  Geometry(int C_, int O_, int H_, int W_, int pad_, int in_ld_ = 0, size_t in_plane_ = 0, bool pooled_ = false)
       : C(C_), O(O_), H(H_), W(W_), pad(pad_), in_ld(in_ld_ ? in_ld_ : W_),
-        in_plane(in_plane_ ? in_plane_ : size_t(H_) * W_), OH(H_ + 2 * pad_ - 2), OW(W_ + 2 * pad_ - 2) {
-    th = (OH + 1) / 2, tw = (OW + 1) / 2, T = th * tw;
-    ts = round_up(T, kRegLanes) + kRegLanes;
-    hw = round_up(tw + 1, kRegLanes);
+        in_plane(in_plane_ ? in_plane_ : size_t(H_) * W_), OH(H_ + 2 * pad_ - 2), OW(W_ + 2 * pad_ - 2),
+        pooled(pooled_) {
+    th = pooled ? OH / 2 : (OH + 1) / 2, tw = pooled ? OW / 2 : (OW + 1) / 2, T = th * tw;
+    ts = skewed(round_up(T, kRegLanes) + kRegLanes, C, O);
+    hw = round_up(std::max(tw + 1, (W + 2 * pad + 1) / 2), kRegLanes);  // the whole padded row fits
     rows = 2 * th + 2;
   }
   // + kRegLanes: the last vector of the last half row reads one float beyond it.
@@ -113,7 +129,8 @@ inline void split_input(const Geometry& g, const float* x, float* split, float* 
   for (int c = 0; c < g.C; ++c) {
     float* plane = split + size_t(c) * g.rows * row_floats;
     direct::zero_floats(plane, size_t(g.pad) * row_floats);
-    for (int y = 0; y < g.H; ++y) {
+    const int copied = std::min(g.H, g.rows - g.pad);  // a pooled layer's tiles may end before the image
+    for (int y = 0; y < copied; ++y) {
       direct::copy_floats(row + g.pad, x + c * g.in_plane + size_t(y) * g.in_ld, g.W);  // row's padding stays zero
       float* out = plane + size_t(y + g.pad) * row_floats;
       for (int u = 0; u < g.hw; u += kRegLanes) {
@@ -123,7 +140,7 @@ inline void split_input(const Geometry& g, const float* x, float* split, float* 
         store(out + g.hw + u, odd);
       }
     }
-    direct::zero_floats(plane + size_t(g.H + g.pad) * row_floats, size_t(g.rows - g.H - g.pad) * row_floats);
+    direct::zero_floats(plane + size_t(copied + g.pad) * row_floats, size_t(g.rows - copied - g.pad) * row_floats);
   }
   direct::zero_floats(split + size_t(g.C) * g.rows * row_floats, kRegLanes);
 }
@@ -285,6 +302,22 @@ inline void product_block(const Geometry& g, const float* Ue, const float* Ve, i
     for (int v = 0; v < NV; ++v) store(Me + size_t(ob * kBlock + r) * g.ts + t0 + v * kRegLanes, acc[r][v]);
 }
 
+// Calls block(std::integral_constant<int, NV>, first) for the blocks of kMaxVectors vectors (the last
+// may have fewer) that make up `vectors` vectors, NV the block's vectors and first its first vector.
+template <class Block>
+inline void for_vector_blocks(int vectors, Block&& block) {
+  static_assert(kMaxVectors == 2 || kMaxVectors == 3);
+  for (int v0 = 0; v0 < vectors; v0 += kMaxVectors) {
+    const int n = std::min(kMaxVectors, vectors - v0);
+    if (n == kMaxVectors)
+      block(std::integral_constant<int, kMaxVectors>{}, v0);
+    else if (n == 2)
+      block(std::integral_constant<int, 2>{}, v0);
+    else
+      block(std::integral_constant<int, 1>{}, v0);
+  }
+}
+
 // The 16 products, e outermost: V[e] (C x ts floats) stays in L1 while every channel block uses it.
 inline void products(const Geometry& g, const float* packed, const float* V, float* M) {
   const int blocks = round_up(g.O, kBlock) / kBlock, vectors = round_up(g.T, kRegLanes) / kRegLanes;
@@ -293,14 +326,7 @@ inline void products(const Geometry& g, const float* packed, const float* V, flo
     const float* Ve = V + size_t(e) * g.C * g.ts;
     float* Me = M + size_t(e) * g.O * g.ts;
     for (int ob = 0; ob < blocks; ++ob)
-      for (int v0 = 0; v0 < vectors; v0 += kMaxVectors) {
-        const int t0 = v0 * kRegLanes;
-        switch (std::min(kMaxVectors, vectors - v0)) {
-          case 3: product_block<3>(g, Ue, Ve, ob, t0, Me); break;
-          case 2: product_block<2>(g, Ue, Ve, ob, t0, Me); break;
-          default: product_block<1>(g, Ue, Ve, ob, t0, Me); break;
-        }
-      }
+      for_vector_blocks(vectors, [&](auto nv, int v0) { product_block<nv()>(g, Ue, Ve, ob, v0 * kRegLanes, Me); });
   }
 }
 
@@ -323,13 +349,19 @@ inline void interleave(const vec& a, const vec& b, vec& lo, vec& hi) {
 #endif
 }
 
+inline vec relu_of(const vec& v) {
+  const vec zero = {};
+  return v < zero ? zero : v;  // std::max(v, 0) of the direct path: NaN stays NaN
+}
+inline vec max_of(const vec& a, const vec& b) { return b > a ? b : a; }
+
 // out[o][2 ty + i][2 tx + j] = (A^T M A)[i][j] + bias (ReLU if asked) of each tile, the outputs
-// beyond OH x OW dropped.
+// beyond OH x OW dropped. Pooled geometry: out[o][ty][tx] = the largest of the tile's four instead.
 inline void transform_output(const Geometry& g, const float* M, const float* bias, bool relu, float* out) {
   const size_t e_stride = size_t(g.O) * g.ts;
   for (int o = 0; o < g.O; ++o) {
     const vec b = vec{} + (bias ? bias[o] : 0.0f);
-    float* plane = out + size_t(o) * g.OH * g.OW;
+    float* plane = out + size_t(o) * (g.pooled ? size_t(g.th) * g.tw : size_t(g.OH) * g.OW);
     for (int ty = 0; ty < g.th; ++ty)
       for (int tx0 = 0; tx0 < g.tw; tx0 += kRegLanes) {
         const float* m = M + size_t(o) * g.ts + size_t(ty) * g.tw + tx0;
@@ -339,14 +371,17 @@ inline void transform_output(const Geometry& g, const float* M, const float* bia
                     m2 = load(m + (2 * 4 + j) * e_stride), m3 = load(m + (3 * 4 + j) * e_stride);
           z[0][j] = m0 + m1 + m2, z[1][j] = m1 - m2 - m3;
         }
+        if (g.pooled) {  // bias and ReLU commute with the max
+          vec y = max_of(max_of(z[0][0] + z[0][1] + z[0][2], z[0][1] - z[0][2] - z[0][3]),
+                         max_of(z[1][0] + z[1][1] + z[1][2], z[1][1] - z[1][2] - z[1][3])) + b;
+          if (relu) y = relu_of(y);
+          store_first(plane + size_t(ty) * g.tw + tx0, y, std::min(kRegLanes, g.tw - tx0));
+          continue;
+        }
         const int cols = g.OW - 2 * tx0;  // outputs of this row segment inside the plane
         for (int i = 0; i < 2 && 2 * ty + i < g.OH; ++i) {
           vec even = z[i][0] + z[i][1] + z[i][2] + b, odd = z[i][1] - z[i][2] - z[i][3] + b;
-          if (relu) {
-            const vec zero = {};
-            even = even < zero ? zero : even;  // std::max(v, 0) of the direct path: NaN stays NaN
-            odd = odd < zero ? zero : odd;
-          }
+          if (relu) even = relu_of(even), odd = relu_of(odd);
           vec lo, hi;
           interleave(even, odd, lo, hi);
           float* row = plane + size_t(2 * ty + i) * g.OW + 2 * tx0;
@@ -357,7 +392,8 @@ inline void transform_output(const Geometry& g, const float* M, const float* bia
   }
 }
 
-// out[o][oy][ox] = bias[o] + sum_{c, ky, kx} w[o][c][ky][kx] xpad[c][oy + ky][ox + kx], ReLU if asked:
+// out[o][oy][ox] = bias[o] + sum_{c, ky, kx} w[o][c][ky][kx] xpad[c][oy + ky][ox + kx], ReLU if asked
+// (pooled geometry: out [O][OH / 2][OW / 2], the 2x2 max pool of those):
 // x [C][H][W] (strides g.in_plane, g.in_ld), packed from pack_weights(), bias may be null, scratch: g.scratch_size() floats.
 inline void conv(const Geometry& g, const float* x, const float* packed, const float* bias, bool relu, float* out,
                  float* scratch) {
@@ -490,14 +526,9 @@ inline void grad_products(const GradGeometry& g, const float* Vcl, const float* 
     const float* Ve = Vcl + size_t(e) * g.T * g.cpad;
     float* part_e = part + size_t(e) * g.O * g.cpad;
     for (int ob = 0; ob < blocks; ++ob)
-      for (int v0 = 0; v0 < vectors; v0 += kMaxVectors) {
-        const int c0 = v0 * kRegLanes;
-        switch (std::min(kMaxVectors, vectors - v0)) {
-          case 3: grad_product_block<3>(g, Ge, Ve, ob, c0, part_e, first); break;
-          case 2: grad_product_block<2>(g, Ge, Ve, ob, c0, part_e, first); break;
-          default: grad_product_block<1>(g, Ge, Ve, ob, c0, part_e, first); break;
-        }
-      }
+      for_vector_blocks(vectors, [&](auto nv, int v0) {
+        grad_product_block<nv()>(g, Ge, Ve, ob, v0 * kRegLanes, part_e, first);
+      });
   }
 }
 

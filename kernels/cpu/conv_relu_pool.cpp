@@ -227,6 +227,9 @@ size_t conv_relu_pool_workspace(const ConvShape& s, int threads) {
 void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, const float* b,
                             void* act, float* y, float* workspace, int threads, ConvAlgorithm algorithm) {
   check(!s.bf16_act || s.pool, "conv: BF16 activations need the pool (without it act is the output y)");
+  const bool pool_only = s.pool && act == nullptr;  // no backward pass follows: only y is wanted
+  check(!pool_only || !s.bf16_act, "conv: BF16 activations need act");
+  check(act != nullptr || s.pool, "conv: without the pool act is the output y");
   const bool fast = use_winograd(s, algorithm);
   float* packed = workspace;
   float* packed_fast = packed_winograd(s, workspace);
@@ -235,12 +238,20 @@ void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, 
   else
     direct::pack_weights(w, s.out_c, s.in_c, false, packed);
   const winograd::Geometry geometry = winograd_geometry(s);
+  // Pool only: a Winograd tile is a pool window, the pooled outputs come straight from the tiles (and
+  // the last row and column of an odd plane, which the pool drops, are not computed).
+  const winograd::Geometry pooled(s.in_c, s.out_c, s.in_h, s.in_w, s.pad, 0, 0, /*pooled=*/true);
   const int P = plane(s);
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (int n = 0; n < s.batch; ++n) {
     const Scratch t = thread_scratch(s, workspace);
-    // With BF16 storage the FP32 result goes to scratch (t.g) first.
-    float* a = s.bf16_act ? t.g : static_cast<float*>(act) + size_t(n) * s.act_size();
+    if (fast && pool_only) {
+      winograd::conv(pooled, x + size_t(n) * s.in_size(), packed_fast, b, s.relu, y + size_t(n) * s.out_size(),
+                     t.winograd);
+      continue;
+    }
+    // With BF16 storage, or no act wanted, the FP32 result goes to scratch (t.g) first.
+    float* a = s.bf16_act || pool_only ? t.g : static_cast<float*>(act) + size_t(n) * s.act_size();
     if (fast) {
       winograd::conv(geometry, x + size_t(n) * s.in_size(), packed_fast, b, s.relu, a, t.winograd);
     } else {
