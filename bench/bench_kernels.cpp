@@ -41,6 +41,19 @@ void BM_ConvForward(benchmark::State& state) {
   state.counters["img/s"] = benchmark::Counter(double(s.batch) * state.iterations(), benchmark::Counter::kIsRate);
 }
 
+// Scoring's forward pass of a pooled layer: no activations kept for a backward pass (act null), the
+// pooled outputs straight from the Winograd tiles.
+void BM_ConvForwardScoring(benchmark::State& state) {
+  ConvShape s = kLayers[state.range(0)];
+  s.batch = int(state.range(1));
+  const int threads = omp_get_max_threads();
+  auto x = random_vector(s.batch * s.in_size()), w = random_vector(s.weight_size()), b = random_vector(s.out_c);
+  std::vector<float> y(s.batch * s.out_size()), ws(cpu::conv_relu_pool_workspace(s, threads));
+  for (auto _ : state) cpu::conv_relu_pool_forward(s, x.data(), w.data(), b.data(), nullptr, y.data(), ws.data(), threads);
+  state.counters["GFLOP/s"] = benchmark::Counter(s.forward_flops() * state.iterations() / 1e9, benchmark::Counter::kIsRate);
+  state.counters["img/s"] = benchmark::Counter(double(s.batch) * state.iterations(), benchmark::Counter::kIsRate);
+}
+
 void BM_ConvBackward(benchmark::State& state) {
   ConvShape s = kLayers[state.range(0)];
   s.batch = int(state.range(1));
@@ -99,6 +112,7 @@ void BM_SgemmPeak(benchmark::State& state) {
 
 BENCHMARK(BM_SgemmPeak)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ConvForward)->ArgsProduct({{0, 1, 2, 3}, {200}, {1, 2}})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ConvForwardScoring)->ArgsProduct({{2, 3}, {200}})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ConvBackward)->ArgsProduct({{0, 1, 2, 3}, {200}})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Linear)->Arg(200)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_SoftmaxXent)->Arg(200)->UseRealTime();
