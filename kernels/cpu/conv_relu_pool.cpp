@@ -1,12 +1,14 @@
-// CPU twin of the fused conv kernel, built on the direct 3x3 convolution of conv3x3_direct.h (no
-// im2col buffer, no GEMM library):
-// forward:  pad the image, convolve (bias and ReLU applied as the outputs are stored), then the
-//           2x2 max pool;
+// CPU twin of the fused conv kernel, built on the direct 3x3 convolution of conv3x3_direct.h and the
+// Winograd F(2x2, 3x3) one of conv3x3_winograd.h (no im2col buffer, no GEMM library):
+// forward:  Winograd from kWinogradMinChannels input channels, bias and ReLU applied as the outputs
+//           are stored, then the 2x2 max pool (scoring, with no act: the max of each tile, which is a
+//           pool window); the direct sum for the first layer's single channel;
 // backward: route the output gradient through the pool (to the first maximum) and the ReLU into the
-//           pre-activation gradient g; then db += sum g, dW += g (x) x (weight_grad), and
-//           dx = g padded by 2 - pad, convolved with the flipped, transposed weights. With the pool,
-//           three in four entries of g are zero: dW and dx come from g's nonzeros alone instead,
-//           vectors over the input channels (sparse_weight_grad, sparse_input_grad).
+//           pre-activation gradient g; then db += sum g, dW += g (x) x and dx = g padded by 2 - pad,
+//           convolved with the flipped, transposed weights: both by Winograd for the layers without
+//           the pool (the direct weight_grad for one input channel). With the pool, three in four
+//           entries of g are zero: dW and dx come from g's nonzeros alone instead, vectors over the
+//           input channels (sparse_weight_grad, sparse_input_grad).
 // OpenMP over images. Determinism: images are split into a fixed number of contiguous slots (a
 // function of the batch, not of the threads), each accumulating its own weight-gradient partial
 // sum; the partial sums are added in slot order, so the gradients are the same bit for bit with
