@@ -53,9 +53,11 @@ void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, 
 
 // dy is the gradient of y. dx may be null (the first layer needs no input gradient).
 // dw and db are overwritten, not accumulated. The result does not depend on the thread count.
+// algorithm: as the forward pass's, for the layers without the pool (the pooled ones use their sparse
+// path either way).
 void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w, const void* act,
                              const float* dy, float* dx, float* dw, float* db, float* workspace,
-                             int threads);
+                             int threads, ConvAlgorithm algorithm = ConvAlgorithm::automatic);
 
 }  // namespace cpu
 }  // namespace aware

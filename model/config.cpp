@@ -158,7 +158,8 @@ RunConfig parse_config(const std::string& text, const std::string& name,
   run.finish();
   check(cfg.device == "cpu" || cfg.device == "cuda" || cfg.device == "auto",
         run.where("device") + " must be cpu, cuda or auto (got '" + cfg.device + "')");
-  check(cfg.conv == "fused" || cfg.conv == "cudnn", run.where("conv") + " must be fused or cudnn (got '" + cfg.conv + "')");
+  check(cfg.conv == "fused" || cfg.conv == "direct" || cfg.conv == "cudnn",
+        run.where("conv") + " must be fused, direct or cudnn (got '" + cfg.conv + "')");
   check(cfg.precision == "fp32" || cfg.precision == "tf32" || cfg.precision == "bf16",
         run.where("precision") + " must be fp32, tf32 or bf16 (got '" + cfg.precision + "')");
   check(cfg.threads >= 0 && cfg.threads <= kMaxThreads,

@@ -57,7 +57,7 @@ struct RunConfig {
   ScanConfig scan;
   uint64_t seed = 1;
   std::string device = "cpu";
-  std::string conv = "fused";      // CUDA: fused (ours) or cudnn
+  std::string conv = "fused";      // fused (ours), direct (CPU: ours, no Winograd) or cudnn (CUDA)
   std::string precision = "fp32";  // fp32, tf32 (CUDA) or bf16 (storage; runtime/backend.h)
   int threads = 0;          // 0: OpenMP's default
   std::string text;         // the config as written (stored in checkpoints)

@@ -104,9 +104,11 @@ class Backend {
   std::string precision_ = "fp32";
 };
 
-// How a backend computes: conv "fused" (our kernels) or "cudnn" (CUDA); precision "fp32" (exact),
-// "tf32" (CUDA: tensor cores in cuBLAS and cuDNN; our fused kernels stay FP32) or "bf16" (BF16
-// storage, FP32 arithmetic: Backend::bf16_storage(); fused conv only; CPU and CUDA).
+// How a backend computes: conv "fused" (our kernels; on the CPU Winograd where it is faster), "direct"
+// (CPU: our kernels with the direct sum everywhere, the arithmetic of aware before session 9) or
+// "cudnn" (CUDA); precision "fp32" (exact), "tf32" (CUDA: tensor cores in cuBLAS and cuDNN; our fused
+// kernels stay FP32) or "bf16" (BF16 storage, FP32 arithmetic: Backend::bf16_storage(); our kernels
+// only; CPU and CUDA).
 struct BackendOptions {
   std::string conv = "fused";
   std::string precision = "fp32";

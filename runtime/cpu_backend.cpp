@@ -17,8 +17,17 @@ namespace {
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(const std::string& precision) : threads_(omp_get_max_threads()) { precision_ = precision; }
-  std::string name() const override { return bf16_storage() ? "cpu (bf16 storage)" : "cpu"; }
+  CpuBackend(const std::string& precision, const std::string& conv)
+      : threads_(omp_get_max_threads()),
+        algorithm_(conv == "direct" ? cpu::ConvAlgorithm::direct : cpu::ConvAlgorithm::automatic) {
+    precision_ = precision;
+  }
+  // The name goes into summaries and a score job's record: it tells the arithmetic apart.
+  std::string name() const override {
+    const bool direct = algorithm_ == cpu::ConvAlgorithm::direct;
+    if (bf16_storage()) return direct ? "cpu (bf16 storage, direct sum)" : "cpu (bf16 storage)";
+    return direct ? "cpu (direct sum)" : "cpu";
+  }
   int score_batch() const override { return 64; }
   bool pools_without_act() const override { return true; }
 
@@ -39,11 +48,11 @@ class CpuBackend final : public Backend {
   }
   void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, const float* b,
                               void* act, float* y, void* ws) override {
-    cpu::conv_relu_pool_forward(s, x, w, b, act, y, static_cast<float*>(ws), threads_);
+    cpu::conv_relu_pool_forward(s, x, w, b, act, y, static_cast<float*>(ws), threads_, algorithm_);
   }
   void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w, const void* act,
                                const float* dy, float* dx, float* dw, float* db, void* ws) override {
-    cpu::conv_relu_pool_backward(s, x, w, act, dy, dx, dw, db, static_cast<float*>(ws), threads_);
+    cpu::conv_relu_pool_backward(s, x, w, act, dy, dx, dw, db, static_cast<float*>(ws), threads_, algorithm_);
   }
   void linear_forward(int batch, int in, int out, bool relu, const float* x, const float* w,
                       const float* b, float* y) override {
@@ -81,13 +90,14 @@ class CpuBackend final : public Backend {
 
  private:
   int threads_;  // fixed when the backend is made: the conv workspaces are sized for it
+  cpu::ConvAlgorithm algorithm_;  // --conv direct: the direct sum everywhere; fused: Winograd where it wins
   double last_loss_ = 0.0;  // softmax_xent()'s, for step_stats()
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(const std::string& precision) {
-  return std::make_unique<CpuBackend>(precision);
+std::unique_ptr<Backend> make_cpu_backend(const std::string& precision, const std::string& conv) {
+  return std::make_unique<CpuBackend>(precision, conv);
 }
 
 #if defined(AWARE_CUDA)
@@ -97,15 +107,18 @@ std::string cuda_device_report();
 #endif
 
 std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOptions& options) {
-  check(options.conv == "fused" || options.conv == "cudnn", "--conv: '" + options.conv + "' is not fused or cudnn");
+  check(options.conv == "fused" || options.conv == "direct" || options.conv == "cudnn",
+        "--conv: '" + options.conv + "' is not fused, direct or cudnn");
   check(options.precision == "fp32" || options.precision == "tf32" || options.precision == "bf16",
         "--precision: '" + options.precision + "' is not fp32, tf32 or bf16");
-  // BF16 storage is the fused kernels' (cuDNN's legacy calls would need BF16 tensors throughout).
-  check(options.precision != "bf16" || options.conv == "fused", "--precision bf16 needs --conv fused");
-  const bool cpu_capable = options.conv == "fused" && options.precision != "tf32";
-  if (device == "cpu") {
+  // BF16 storage is aware's kernels' (cuDNN's legacy calls would need BF16 tensors throughout).
+  check(options.precision != "bf16" || options.conv != "cudnn", "--precision bf16 needs --conv fused or direct");
+  const bool cpu_capable = options.conv != "cudnn" && options.precision != "tf32";
+  // direct: the CPU's direct sum only (no Winograd), as aware computed before session 9.
+  check(device != "cuda" || options.conv != "direct", "--conv direct is the CPU's: use --device cpu");
+  if (device == "cpu" || options.conv == "direct") {
     check(cpu_capable, "--conv cudnn and --precision tf32 need --device cuda");
-    return make_cpu_backend(options.precision);
+    return make_cpu_backend(options.precision, options.conv);
   }
 #if defined(AWARE_CUDA)
   if (device == "cuda" || (device == "auto" && cuda_device_present())) return make_cuda_backend(options);
@@ -114,7 +127,7 @@ std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOp
 #endif
   check(device == "auto" || device == "cuda", "--device: unknown device '" + device + "' (cpu|cuda|auto)");
   check(cpu_capable, "--conv cudnn and --precision tf32 need a CUDA device");
-  return make_cpu_backend(options.precision);
+  return make_cpu_backend(options.precision, options.conv);
 }
 
 bool cuda_available() {

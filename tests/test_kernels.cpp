@@ -108,8 +108,6 @@ TEST_P(ConvTest, BackwardMatchesFiniteDifferencesOfTheReference) {
   std::vector<float> act(s.batch * s.act_size()), y(s.batch * s.out_size());
   std::vector<float> ws(cpu::conv_relu_pool_workspace(s, kThreads));
   cpu::conv_relu_pool_forward(s, x.data(), w.data(), b.data(), act.data(), pool ? y.data() : act.data(), ws.data(), kThreads);
-  auto dx = poisoned(x.size()), dw = poisoned(w.size()), db = poisoned(b.size());
-  cpu::conv_relu_pool_backward(s, x.data(), w.data(), act.data(), g.data(), dx.data(), dw.data(), db.data(), ws.data(), kThreads);
   // Central differences of the double reference; a step of 1e-5 stays clear of ReLU kinks and pool
   // ties except by chance, which the fixed seeds rule out.
   const double h = 1e-5;
@@ -121,12 +119,19 @@ TEST_P(ConvTest, BackwardMatchesFiniteDifferencesOfTheReference) {
     const double down = objective(v);
     return (up - down) / (double(float(keep + h)) - double(float(keep - h)));
   };
-  for (size_t i = 0; i < w.size(); i += 7)
-    EXPECT_NEAR(dw[i], numeric(w, i, [&](auto& v) { return conv_objective(s, x, v, b, g); }), 2e-3) << "dw " << i;
-  for (size_t i = 0; i < b.size(); ++i)
-    EXPECT_NEAR(db[i], numeric(b, i, [&](auto& v) { return conv_objective(s, x, w, v, g); }), 2e-3) << "db " << i;
-  for (size_t i = 0; i < x.size(); i += 5)
-    EXPECT_NEAR(dx[i], numeric(x, i, [&](auto& v) { return conv_objective(s, v, w, b, g); }), 2e-3) << "dx " << i;
+  // Winograd (automatic, the layers without the pool) and the direct sum (--conv direct).
+  for (auto algorithm : {cpu::ConvAlgorithm::automatic, cpu::ConvAlgorithm::direct}) {
+    SCOPED_TRACE(algorithm == cpu::ConvAlgorithm::direct ? "direct" : "automatic");
+    auto dx = poisoned(x.size()), dw = poisoned(w.size()), db = poisoned(b.size());
+    cpu::conv_relu_pool_backward(s, x.data(), w.data(), act.data(), g.data(), dx.data(), dw.data(), db.data(), ws.data(),
+                                 kThreads, algorithm);
+    for (size_t i = 0; i < w.size(); i += 7)
+      EXPECT_NEAR(dw[i], numeric(w, i, [&](auto& v) { return conv_objective(s, x, v, b, g); }), 2e-3) << "dw " << i;
+    for (size_t i = 0; i < b.size(); ++i)
+      EXPECT_NEAR(db[i], numeric(b, i, [&](auto& v) { return conv_objective(s, x, w, v, g); }), 2e-3) << "db " << i;
+    for (size_t i = 0; i < x.size(); i += 5)
+      EXPECT_NEAR(dx[i], numeric(x, i, [&](auto& v) { return conv_objective(s, v, w, b, g); }), 2e-3) << "dx " << i;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, ConvTest,

@@ -13,6 +13,7 @@
 #include "model/train.h"
 #include "kernels/error.h"
 #include "synthetic.h"
+#include "ten_steps.h"
 #include "tools/pipeline.h"
 
 namespace aware {
@@ -68,6 +69,29 @@ TEST_F(TrainTest, TheSameSeedGivesTheSameWeightsAndAnotherSeedOthers) {
   const auto c = TrainingRun(dir / "data", 4).full(dir / "c");
   EXPECT_EQ(a, b);
   EXPECT_NE(a, c);
+}
+
+// --conv direct: every convolution by the direct sum (the arithmetic before Winograd). Ten steps of a
+// network with a second conv layer (Winograd's, forward and backward) differ from the default's only by
+// rounding, and do differ: the switch reaches the kernels.
+TEST_F(TrainTest, TheDirectSumTrainsAsWinogradDoesToRounding) {
+  std::string text = testing::synthetic_config(dir / "data", 3);
+  const std::string one_conv = R"({ type = "conv", filters = 4, padding = 1 }, { type = "relu" },)";
+  ASSERT_NE(text.find(one_conv), std::string::npos);
+  text.replace(text.find(one_conv), one_conv.size(),
+               one_conv + R"( { type = "conv", filters = 6, padding = 1 }, { type = "relu" },)");
+  const RunConfig cfg = parse_config(text, "two_convs.toml");
+  const Events events = load_events(cfg);
+  auto fused = make_backend("cpu", {"fused", "fp32"}), direct = make_backend("cpu", {"direct", "fp32"});
+  const auto a = testing::weights_after_ten_steps(*fused, cfg, events, false);
+  const auto b = testing::weights_after_ten_steps(*direct, cfg, events, false);
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_NE(a, b);
+  double largest = 0.0, difference = 0.0;
+  for (size_t i = 0; i < a.size(); ++i)
+    largest = std::max(largest, double(std::abs(a[i]))), difference = std::max(difference, double(std::abs(a[i] - b[i])));
+  EXPECT_LT(difference, 1e-5 * largest);
+  EXPECT_THROW(make_backend("cuda", {"direct", "fp32"}), Error);
 }
 
 TEST_F(TrainTest, AKilledAndResumedRunEndsBitForBitAsAnUninterruptedOne) {

@@ -70,7 +70,7 @@ CLI::Validator number_in(double lo, double hi, const std::string& words) {
 
 void add_common(CLI::App* app, Common& c) {
   app->add_option("--device", c.device, "cpu | cuda | auto (default: the config's, else cpu)");
-  app->add_option("--conv", c.conv, "CUDA convolutions: fused (ours) | cudnn (default: the config's, else fused)");
+  app->add_option("--conv", c.conv, "convolutions: fused (ours; Winograd on the CPU) | direct (CPU: ours, the direct sum only) | cudnn (CUDA) (default: the config's, else fused)");
   app->add_option("--precision", c.precision,
                   "fp32 (exact) | tf32 (CUDA: tensor cores in cuBLAS/cuDNN) | bf16 (events and saved "
                   "activations stored as BF16, FP32 arithmetic)");

@@ -118,8 +118,9 @@ Scratch thread_scratch(const ConvShape& s, float* workspace) {
   return t;
 }
 
-bool use_winograd(const ConvShape& s, ConvAlgorithm algorithm) {
-  if (algorithm == ConvAlgorithm::automatic) return s.in_c >= kWinogradMinChannels;
+// Whether a convolution over `channels` input channels runs by Winograd.
+bool use_winograd(int channels, ConvAlgorithm algorithm) {
+  if (algorithm == ConvAlgorithm::automatic) return channels >= kWinogradMinChannels;
   return algorithm == ConvAlgorithm::winograd;
 }
 
@@ -232,7 +233,7 @@ void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, 
   const bool pool_only = s.pool && act == nullptr;  // no backward pass follows: only y is wanted
   check(!pool_only || !s.bf16_act, "conv: BF16 activations need act");
   check(act != nullptr || s.pool, "conv: without the pool act is the output y");
-  const bool fast = use_winograd(s, algorithm);
+  const bool fast = use_winograd(s.in_c, algorithm);
   float* packed = workspace;
   float* packed_fast = packed_winograd(s, workspace);
   if (fast)
@@ -283,7 +284,7 @@ void conv_relu_pool_forward(const ConvShape& s, const float* x, const float* w, 
 
 void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w, const void* act,
                              const float* dy, float* dx, float* dw, float* db, float* workspace,
-                             int threads) {
+                             int threads, ConvAlgorithm algorithm) {
   check(!s.bf16_act || s.pool, "conv: BF16 activations need the pool (without it act is the output y)");
   const int slots = slot_count(s.batch), P = plane(s), ld = input_ld(s), cw = s.conv_w();
   const size_t partial_size = partial_floats(s), g_plane = direct::grad_plane(s.conv_h(), ld);
@@ -291,8 +292,9 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
   // Pooled layers scatter the input gradient from the nonzeros with the weights channels-last; the
   // others convolve the padded gradient with the flipped weights.
   const int cpad = channels_padded(s);  // the sparse path's input channels, whole vectors
-  const bool fast_input_grad = !s.pool && s.out_c >= kWinogradMinChannels;  // Winograd's, as the forward pass
-  const bool fast_weight_grad = !s.pool && s.in_c >= kWinogradMinChannels;
+  // The input gradient convolves out_c channels, the weight gradient's tiles read in_c.
+  const bool fast_input_grad = !s.pool && use_winograd(s.out_c, algorithm);
+  const bool fast_weight_grad = !s.pool && use_winograd(s.in_c, algorithm);
   const winograd::GradGeometry grad_geometry = winograd_grad_geometry(s);
   std::vector<float> wcl;
   if (dx && s.pool) {
