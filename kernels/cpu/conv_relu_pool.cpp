@@ -23,7 +23,6 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
-#include <vector>
 
 #include "kernels/bf16.h"
 #include "kernels/cpu/conv3x3_direct.h"
@@ -46,6 +45,9 @@ inline int pool_argmax(const float* plane, int w, int py, int px) {
     if (plane[k] > plane[best]) best = k;
   return best;
 }
+
+// The sparse and Winograd backward passes' input channels, in whole vectors.
+int channels_padded(const ConvShape& s) { return direct::round_up(s.in_c, direct::kRegLanes); }
 
 // Row lengths of the flat padded planes: the input padded by `pad` (read by the forward pass and
 // the weight gradient), and the pre-activation gradient padded by 2 - pad (read by the input
@@ -77,10 +79,15 @@ struct Scratch {
   float* g_pad;     // the same, padded for the input gradient of the layers without the pool
   float* wide;      // output of conv() before the extra columns are dropped
   float* winograd;  // the Winograd transforms (at g_pad)
+  float* xcl;       // the padded input channels-last (sparse and Winograd weight gradients)
+  float* dxcl;      // the sparse input gradient, channels-last and padded
+  float* nz_val;    // the nonzeros of the pooled layers' g, channel by channel
+  int* nz_pos;      // their positions in the wide layout
+  int* nz_begin;    // where each channel's start, out_c + 1
 };
 
 struct Sizes {
-  size_t input, g, g_wide, g_pad, wide, winograd;
+  size_t input, g, g_wide, g_pad, wide, winograd, xcl, dxcl, nz, nz_begin;
   explicit Sizes(const ConvShape& s)
       : input(direct::padded_size(s.in_c, s.conv_h() + 2, input_ld(s))),
         g(s.act_size()),
@@ -88,21 +95,32 @@ struct Sizes {
         g_pad(direct::padded_size(s.out_c, s.in_h + 2, grad_ld(s))),
         wide(std::max(direct::wide_size(s.out_c, s.conv_h(), input_ld(s)), direct::wide_size(s.in_c, s.in_h, grad_ld(s)))),
         winograd(std::max({winograd_geometry(s).scratch_size(), winograd_input_grad_geometry(s).scratch_size(),
-                            winograd_grad_geometry(s).scratch_size()})) {}
-  size_t thread() const { return input + g + g_wide + std::max(g_pad + wide, winograd); }
+                            winograd_grad_geometry(s).scratch_size()})),
+        xcl(size_t(winograd_grad_geometry(s).input_rows()) * input_ld(s) * channels_padded(s)),
+        dxcl(size_t(s.conv_h() + 2) * input_ld(s) * channels_padded(s)),
+        nz(size_t(s.out_c) * s.out_h() * s.out_w()),
+        nz_begin(size_t(s.out_c) + 1) {}
+  // The nonzeros' values, positions and channel starts (ints in float-sized slots) come last.
+  size_t thread() const {
+    return input + g + g_wide + std::max(g_pad + wide, winograd) + xcl + dxcl + 2 * nz + nz_begin;
+  }
 };
 
 // The shared packed weights: the direct forward pass's, the flipped ones of the input gradient, and
 // the same two transformed for Winograd.
 size_t packed_floats(const ConvShape& s) {
   return direct::packed_size(s.out_c, s.in_c) + direct::packed_size(s.in_c, s.out_c) +
-         winograd::packed_size(s.out_c, s.in_c) + winograd::packed_size(s.in_c, s.out_c);
+         winograd::packed_size(s.out_c, s.in_c) + winograd::packed_size(s.in_c, s.out_c) +
+         size_t(s.out_c) * 9 * channels_padded(s);  // and the sparse path's channels-last weights
 }
 float* packed_winograd(const ConvShape& s, float* workspace) {
   return workspace + direct::packed_size(s.out_c, s.in_c) + direct::packed_size(s.in_c, s.out_c);
 }
 float* packed_winograd_flipped(const ConvShape& s, float* workspace) {
   return packed_winograd(s, workspace) + winograd::packed_size(s.out_c, s.in_c);
+}
+float* packed_channels_last(const ConvShape& s, float* workspace) {
+  return packed_winograd_flipped(s, workspace) + winograd::packed_size(s.in_c, s.out_c);
 }
 
 Scratch thread_scratch(const ConvShape& s, float* workspace) {
@@ -115,6 +133,11 @@ Scratch thread_scratch(const ConvShape& s, float* workspace) {
   t.g_pad = t.g_wide + z.g_wide;
   t.wide = t.g_pad + z.g_pad;
   t.winograd = t.g_pad;
+  t.xcl = t.g_pad + std::max(z.g_pad + z.wide, z.winograd);
+  t.dxcl = t.xcl + z.xcl;
+  t.nz_val = t.dxcl + z.dxcl;
+  t.nz_pos = reinterpret_cast<int*>(t.nz_val + z.nz);  // ints only: never read as floats
+  t.nz_begin = t.nz_pos + z.nz;
   return t;
 }
 
@@ -178,7 +201,6 @@ void sparse_weight_grad(const float* xcl, int cpad, int ld, const int* pos, cons
   });
 }
 
-int channels_padded(const ConvShape& s) { return direct::round_up(s.in_c, direct::kRegLanes); }
 
 // The input gradient of a pooled layer from the same nonzeros: the forward pass reads xpad[c][p + off(k)]
 // for output p, so dxpad[c][p + off(k)] += W[o][c][k] g[o][p], scattered into a channels-last padded
@@ -296,9 +318,9 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
   const bool fast_input_grad = !s.pool && use_winograd(s.out_c, algorithm);
   const bool fast_weight_grad = !s.pool && use_winograd(s.in_c, algorithm);
   const winograd::GradGeometry grad_geometry = winograd_grad_geometry(s);
-  std::vector<float> wcl;
+  float* wcl = packed_channels_last(s, workspace);
   if (dx && s.pool) {
-    wcl.assign(size_t(s.out_c) * 9 * cpad, 0.0f);
+    direct::zero_floats(wcl, size_t(s.out_c) * 9 * cpad);
     for (int o = 0; o < s.out_c; ++o)
       for (int c = 0; c < s.in_c; ++c)
         for (int k = 0; k < 9; ++k) wcl[(size_t(o) * 9 + k) * cpad + c] = w[(size_t(o) * s.in_c + c) * 9 + k];
@@ -318,12 +340,16 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
     std::memset(db_part, 0, s.out_c * sizeof(float));  // dw_part is written by the slot's first image
     const int first_image = slot_begin(slot, slots, s.batch);
     // Pooled layers: the nonzeros of g per output channel, and the padded input channels-last.
-    std::vector<int> nz_pos, nz_begin(size_t(s.out_c) + 1, 0);
-    std::vector<float> nz_val, xcl, dxcl;
+    int* const nz_pos = t.nz_pos;
+    int* const nz_begin = t.nz_begin;
+    float* const nz_val = t.nz_val;
+    float* const xcl = t.xcl;
+    float* const dxcl = t.dxcl;
     const int in_plane = (s.conv_h() + 2) * ld;
-    // Winograd's weight gradient reads two zero rows more.
-    if (s.pool || fast_weight_grad) xcl.assign(size_t(grad_geometry.input_rows()) * ld * cpad, 0.0f);
-    if (s.pool && dx) dxcl.resize(size_t(in_plane) * cpad);
+    const size_t dxcl_size = size_t(in_plane) * cpad;
+    nz_begin[0] = 0;
+    // The channels beyond in_c, and Winograd's two extra rows, stay zero.
+    if (s.pool || fast_weight_grad) direct::zero_floats(xcl, size_t(grad_geometry.input_rows()) * ld * cpad);
     for (int n = first_image; n < slot_begin(slot + 1, slots, s.batch); ++n) {
       const float* a = static_cast<const float*>(act) + size_t(n) * s.act_size();
       if (s.bf16_act) {  // widened into t.wide, which the input gradient only uses after this image's routing
@@ -335,7 +361,7 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
       // The pre-activation gradient g, through the pool (to the first maximum) and the ReLU, written
       // straight into the wide layout of weight_grad() (rows of ld, the extra columns and tail zero).
       const int ch = s.conv_h();
-      nz_pos.clear(), nz_val.clear();
+      int nonzeros = 0;
       for (int c = 0; c < s.out_c; ++c) {
         const float* ac = a + size_t(c) * P;
         float* wide = t.g_wide + c * g_plane;
@@ -356,9 +382,9 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
               const float v = !s.relu || best > 0.0f ? yc[py * ow + px] : 0.0f;
               const int at = (2 * py + r) * ld + 2 * px + col;
               wide[at] = v;
-              if (v != 0.0f) nz_pos.push_back(at), nz_val.push_back(v);
+              if (v != 0.0f) nz_pos[nonzeros] = at, nz_val[nonzeros++] = v;
             }
-          nz_begin[size_t(c) + 1] = int(nz_pos.size());
+          nz_begin[size_t(c) + 1] = nonzeros;
         } else {
           const float* gc = gy + size_t(c) * P;
           for (int oy = 0; oy < ch; ++oy)
@@ -380,22 +406,22 @@ void conv_relu_pool_backward(const ConvShape& s, const float* x, const float* w,
         for (int q = 0; q < in_plane; ++q)
           for (int c = 0; c < s.in_c; ++c) xcl[size_t(q) * cpad + c] = t.input[size_t(c) * in_plane + q];
       if (fast_weight_grad) {
-        winograd::grad_image(grad_geometry, xcl.data(), t.g_wide, g_plane, dw_part, n == first_image, t.winograd);
+        winograd::grad_image(grad_geometry, xcl, t.g_wide, g_plane, dw_part, n == first_image, t.winograd);
       } else if (s.pool) {
         for (int o = 0; o < s.out_c; ++o) {
           const int b = nz_begin[size_t(o)];
-          sparse_weight_grad(xcl.data(), cpad, ld, nz_pos.data() + b, nz_val.data() + b, nz_begin[size_t(o) + 1] - b,
+          sparse_weight_grad(xcl, cpad, ld, nz_pos + b, nz_val + b, nz_begin[size_t(o) + 1] - b,
                              dw_part + size_t(o) * 9 * cpad, n == first_image);
         }
       } else {
         direct::weight_grad(t.input, s.in_c, ld, t.g_wide, s.out_c, s.conv_h(), dw_part, n == first_image);
       }
       if (dx && s.pool) {
-        direct::zero_floats(dxcl.data(), dxcl.size());
+        direct::zero_floats(dxcl, dxcl_size);
         for (int o = 0; o < s.out_c; ++o) {
           const int b = nz_begin[size_t(o)];
-          sparse_input_grad(wcl.data() + size_t(o) * 9 * cpad, cpad, ld, nz_pos.data() + b, nz_val.data() + b,
-                            nz_begin[size_t(o) + 1] - b, dxcl.data());
+          sparse_input_grad(wcl + size_t(o) * 9 * cpad, cpad, ld, nz_pos + b, nz_val + b,
+                            nz_begin[size_t(o) + 1] - b, dxcl);
         }
         // The interior of the padded plane, back to [c][y][x].
         float* dxn = dx + size_t(n) * s.in_size();
