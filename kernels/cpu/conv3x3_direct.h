@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <type_traits>
 #if defined(__AVX512F__) || defined(__AVX__)
 #include <immintrin.h>
 #endif
@@ -60,6 +61,28 @@ inline vec broadcast(const float* p) {
 }
 
 inline int round_up(int n, int m) { return (n + m - 1) / m * m; }
+
+// Calls block(std::integral_constant<int, NV>{}, v0) for the register blocks of at most MaxVectors
+// (1 to 3) vectors that make up `vectors` vectors: v0 a block's first vector, NV its vectors (the
+// last block may have fewer). The kernels' accumulator counts are compile-time constants.
+template <int MaxVectors, class Block>
+inline void for_vector_blocks(int vectors, Block&& block) {
+  static_assert(MaxVectors >= 1 && MaxVectors <= 3);
+  for (int v0 = 0; v0 < vectors; v0 += MaxVectors) {
+    const int n = std::min(MaxVectors, vectors - v0);
+    if constexpr (MaxVectors == 3)
+      if (n == 3) {
+        block(std::integral_constant<int, 3>{}, v0);
+        continue;
+      }
+    if constexpr (MaxVectors >= 2)
+      if (n == 2) {
+        block(std::integral_constant<int, 2>{}, v0);
+        continue;
+      }
+    block(std::integral_constant<int, 1>{}, v0);
+  }
+}
 
 // Short copies and fills (a row of 10-25 floats) inline: a call to memcpy or memset per row cost a
 // tenth of the backward pass.

@@ -16,7 +16,6 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <type_traits>
 
 #include "kernels/cpu/conv3x3_direct.h"
 
@@ -302,22 +301,6 @@ inline void product_block(const Geometry& g, const float* Ue, const float* Ve, i
     for (int v = 0; v < NV; ++v) store(Me + size_t(ob * kBlock + r) * g.ts + t0 + v * kRegLanes, acc[r][v]);
 }
 
-// Calls block(std::integral_constant<int, NV>, first) for the blocks of kMaxVectors vectors (the last
-// may have fewer) that make up `vectors` vectors, NV the block's vectors and first its first vector.
-template <class Block>
-inline void for_vector_blocks(int vectors, Block&& block) {
-  static_assert(kMaxVectors == 2 || kMaxVectors == 3);
-  for (int v0 = 0; v0 < vectors; v0 += kMaxVectors) {
-    const int n = std::min(kMaxVectors, vectors - v0);
-    if (n == kMaxVectors)
-      block(std::integral_constant<int, kMaxVectors>{}, v0);
-    else if (n == 2)
-      block(std::integral_constant<int, 2>{}, v0);
-    else
-      block(std::integral_constant<int, 1>{}, v0);
-  }
-}
-
 // The 16 products, e outermost: V[e] (C x ts floats) stays in L1 while every channel block uses it.
 inline void products(const Geometry& g, const float* packed, const float* V, float* M) {
   const int blocks = round_up(g.O, kBlock) / kBlock, vectors = round_up(g.T, kRegLanes) / kRegLanes;
@@ -326,7 +309,7 @@ inline void products(const Geometry& g, const float* packed, const float* V, flo
     const float* Ve = V + size_t(e) * g.C * g.ts;
     float* Me = M + size_t(e) * g.O * g.ts;
     for (int ob = 0; ob < blocks; ++ob)
-      for_vector_blocks(vectors, [&](auto nv, int v0) { product_block<nv()>(g, Ue, Ve, ob, v0 * kRegLanes, Me); });
+      direct::for_vector_blocks<kMaxVectors>(vectors, [&](auto nv, int v0) { product_block<nv()>(g, Ue, Ve, ob, v0 * kRegLanes, Me); });
   }
 }
 
@@ -526,7 +509,7 @@ inline void grad_products(const GradGeometry& g, const float* Vcl, const float* 
     const float* Ve = Vcl + size_t(e) * g.T * g.cpad;
     float* part_e = part + size_t(e) * g.O * g.cpad;
     for (int ob = 0; ob < blocks; ++ob)
-      for_vector_blocks(vectors, [&](auto nv, int v0) {
+      direct::for_vector_blocks<kMaxVectors>(vectors, [&](auto nv, int v0) {
         grad_product_block<nv()>(g, Ge, Ve, ob, v0 * kRegLanes, part_e, first);
       });
   }

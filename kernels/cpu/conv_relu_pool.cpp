@@ -22,7 +22,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <type_traits>
 
 #include "kernels/bf16.h"
 #include "kernels/cpu/conv3x3_direct.h"
@@ -179,19 +178,12 @@ void sparse_weight_grad_block(const float* xcl, int cpad, int c0, int ld, const 
 // Vectors of input channels per register block: 9 x V accumulators in the register file.
 constexpr int kSparseVectors = direct::kRegLanes == 16 ? 3 : 1;
 
-// Calls block(std::integral_constant<int, V>, c0) for the blocks of kSparseVectors vectors of input
-// channels that make up cpad (the last one may have fewer), V the block's vectors.
+// Calls block(std::integral_constant<int, V>, c0) for the register blocks of kSparseVectors vectors of
+// input channels that make up cpad (the last one may have fewer), c0 a block's first channel.
 template <class Block>
 void for_channel_blocks(int cpad, Block&& block) {
-  for (int c0 = 0; c0 < cpad; c0 += kSparseVectors * direct::kRegLanes) {
-    const int vectors = std::min(kSparseVectors, (cpad - c0) / direct::kRegLanes);
-    if (vectors == 3)
-      block(std::integral_constant<int, 3>{}, c0);
-    else if (vectors == 2)
-      block(std::integral_constant<int, 2>{}, c0);
-    else
-      block(std::integral_constant<int, 1>{}, c0);
-  }
+  direct::for_vector_blocks<kSparseVectors>(cpad / direct::kRegLanes,
+                                            [&](auto vectors, int v0) { block(vectors, v0 * direct::kRegLanes); });
 }
 
 void sparse_weight_grad(const float* xcl, int cpad, int ld, const int* pos, const float* val, int count,
@@ -200,7 +192,6 @@ void sparse_weight_grad(const float* xcl, int cpad, int ld, const int* pos, cons
     sparse_weight_grad_block<vectors()>(xcl, cpad, c0, ld, pos, val, count, part, first);
   });
 }
-
 
 // The input gradient of a pooled layer from the same nonzeros: the forward pass reads xpad[c][p + off(k)]
 // for output p, so dxpad[c][p + off(k)] += W[o][c][k] g[o][p], scattered into a channels-last padded
